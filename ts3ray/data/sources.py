@@ -1,0 +1,51 @@
+"""The dataset registry: ``load_dataset(name)`` and cheap questions about a name.
+
+Every entry ("source") provides ``num_classes``, ``check(root)`` (cheap, raises
+DataMissingError), ``download(root)`` and ``load(root, seed) -> ImageDataset``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ts3ray.data.dataset import ImageDataset
+from ts3ray.data.digits import DIGITS
+from ts3ray.data.synthetic import SYNTHETIC, SYNTHETIC_CIFAR
+from ts3ray.data.torchvision_layout import CIFAR10, CIFAR100, FASHION_MNIST, MNIST
+from ts3ray.errors import ConfigError, DataMissingError
+
+SOURCES = {s.name: s for s in (DIGITS, MNIST, FASHION_MNIST, CIFAR10, CIFAR100, SYNTHETIC, SYNTHETIC_CIFAR)}
+DATASET_NAMES: tuple[str, ...] = tuple(SOURCES)
+
+
+def _source(name: str):
+    try:
+        return SOURCES[name]
+    except (KeyError, TypeError):
+        raise ConfigError("dataset", name, f"one of {', '.join(DATASET_NAMES)}") from None
+
+
+def num_classes_of(name: str) -> int:
+    """Number of classes of a registered dataset, without loading it."""
+    return _source(name).num_classes
+
+
+def check_available(name: str, data_root: str | Path = "data") -> None:
+    """Raise DataMissingError (one line: path + how to obtain it) unless ``name`` can load."""
+    _source(name).check(Path(data_root))
+
+
+def load_dataset(name: str, data_root: str | Path = "data", *, download: bool = False,
+                 seed: int = 0) -> ImageDataset:
+    """Load a registered dataset as whole uint8/int64 tensors.
+
+    ``download=True`` fetches missing files with torchvision first (needs internet);
+    without it nothing is ever downloaded and no other dataset is substituted.
+    ``seed`` fixes the split of ``digits`` and the samples of the synthetic sets.
+    """
+    source, root = _source(name), Path(data_root)
+    if download:
+        try:
+            source.check(root)
+        except DataMissingError:
+            source.download(root)
+    return source.load(root, seed)
