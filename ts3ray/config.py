@@ -1,0 +1,258 @@
+"""Run configuration: one frozen dataclass, the paper's defaults per dataset, validation.
+
+`RunConfig` describes one TS3-Net lottery run (Algorithm 2 around Algorithm 1). Field names
+are a contract with the sweep service and the Parquet results (docs/CONTRACTS.md).
+
+Defaults follow Sec. IV-A of the paper: SGD momentum 0.9, batch 256, lambda 0.5, tau 0.7,
+gamma 0.5; MNIST E/E1/E2 = 40/10/20; CIFAR E/E1/E2 = 120/20/60 with lr 0.1 -> 0.01 after
+40 epochs. Deviations, each documented at its value:
+
+* MNIST-like data (mnist, fashion-mnist, digits): the paper's "constant learning rate
+  (e.g., 1.0)" makes SGD with momentum 0.9 diverge on LeNet-300-100 (the loss turns NaN
+  within the first epoch), so ts3ray uses a constant 0.05, which trains in a few epochs.
+* weight decay 1e-4: the paper gives none; this is the official code's value.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, get_type_hints
+
+from ts3ray.errors import ConfigError
+
+SELECTIONS = ("rate", "gmm")
+ORDERS = ("sparse_first", "dense_first")
+ALTERNATE_MODES = ("pass", "parity")
+NOISE_CONVENTIONS = ("sample", "exact")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # data and noise
+    dataset: str = "digits"
+    data_root: str = "data"
+    noise: str = "sym"
+    noise_rate: float = 0.4
+    noise_convention: str = "sample"  # "sample": per-sample draw from T (official code)
+    # model and method
+    arch: str = "lenet_300_100"
+    variant: str = "full"
+    selection: str = "rate"  # "rate": small-loss with rate r (Eq. 2); "gmm": unknown eps
+    select_rate: float | None = None  # None: r = eps, or eps/2 for asymmetric noise
+    lam: float = 0.5  # lambda, Eq. 5
+    tau: float = 0.7  # relabel threshold, Eq. 6
+    gamma: float = 0.5  # relabel weight, Eq. 7
+    order: str = "sparse_first"  # Table X: S trained before D in alternate learning
+    alternate: str = "pass"  # paper: S pass then D pass each epoch; "parity": official code
+    own_small_loss: bool = False  # official code: + CE on the updated net's own small-loss set
+    # schedule (epochs per IMP round)
+    epochs: int = 40
+    e1: int = 10
+    e2: int = 20
+    lr: float = 0.05
+    lr_decay_epochs: tuple[int, ...] = ()
+    lr_decay_factor: float = 0.1
+    momentum: float = 0.9
+    batch_size: int = 256
+    weight_decay: float = 1e-4
+    # iterative magnitude pruning (Algorithm 2)
+    prune_fraction: float = 0.5
+    rounds: int = 3
+    prune_output: bool = False  # the output layer is excluded from pruning by default
+    # run
+    seed: int = 0
+    device: str = "auto"
+    eval_batch_size: int = 1024
+
+    # -- derived values ------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        """Stable id of what is computed: every field but where data lives and runs."""
+        return config_hash(self)
+
+    def effective_select_rate(self) -> float:
+        """r of Eq. 2: eps, or eps/2 for asymmetric noise except CIFAR-100 (as in JoCoR)."""
+        if self.select_rate is not None:
+            return self.select_rate
+        if self.noise == "asym" and self.dataset != "cifar100":
+            return self.noise_rate / 2
+        return self.noise_rate
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based epoch `epoch` within a round (step schedule)."""
+        drops = sum(1 for m in self.lr_decay_epochs if epoch >= m)
+        return self.lr * self.lr_decay_factor**drops
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+
+NOT_HASHED = ("data_root", "device", "eval_batch_size")
+
+
+def config_hash(config: RunConfig) -> str:
+    payload = {k: v for k, v in config.to_dict().items() if k not in NOT_HASHED}
+    text = json.dumps(payload, sort_keys=True, default=list)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# Paper defaults per dataset (Sec. IV-A); applied under the user's own values.
+_MNIST_LIKE = dict(arch="lenet_300_100", epochs=40, e1=10, e2=20, lr=0.05, lr_decay_epochs=())
+_CIFAR = dict(epochs=120, e1=20, e2=60, lr=0.1, lr_decay_epochs=(40,), lr_decay_factor=0.1)
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": _MNIST_LIKE,
+    "mnist": _MNIST_LIKE,
+    "fashion-mnist": _MNIST_LIKE,
+    "cifar10": dict(_CIFAR, arch="cifar_cnn"),
+    "cifar100": dict(_CIFAR, arch="vgg16"),
+    "synthetic": _MNIST_LIKE,
+    "synthetic-cifar": dict(_CIFAR, arch="cifar_cnn"),
+}
+
+FIELD_TYPES = get_type_hints(RunConfig)
+FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
+
+
+def parse_value(key: str, text: Any) -> Any:
+    """Turn a `key=value` string (or a YAML/JSON value) into the field's type."""
+    if key not in FIELD_TYPES:
+        raise ConfigError(key, text, f"unknown key; known keys: {', '.join(FIELD_NAMES)}")
+    kind = FIELD_TYPES[key]
+    if not isinstance(text, str):
+        if kind == tuple[int, ...] and isinstance(text, (list, tuple)):
+            return tuple(int(v) for v in text)
+        return text
+    raw = text.strip()
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind == float | None:
+            return None if raw.lower() in ("", "none", "auto") else float(raw)
+        if kind == tuple[int, ...]:
+            return tuple(int(v) for v in raw.replace(",", " ").split())
+    except ValueError:
+        raise ConfigError(key, text, f"expected {_type_name(kind)}") from None
+    return raw
+
+
+def _type_name(kind) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false"}
+    if kind == tuple[int, ...]:
+        return "a comma-separated list of integers"
+    if kind == float | None:
+        return "a number or 'auto'"
+    return names.get(kind, "a string")
+
+
+def make_config(overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Build a config: base defaults < the dataset's paper defaults < `overrides`.
+
+    Values may be strings (from the command line); they are parsed by field type. The result
+    is validated (see :func:`validate`).
+    """
+    overrides = dict(overrides or {})
+    parsed = {k: parse_value(k, v) for k, v in overrides.items()}
+    dataset = parsed.get("dataset", RunConfig.dataset)
+    values = dict(DATASET_DEFAULTS.get(dataset, {}))
+    values.update(parsed)
+    config = RunConfig(**values)
+    validate(config)
+    return config
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+def _one_of(key: str, value: Any, names) -> None:
+    _check(value in names, key, value, f"one of {', '.join(sorted(names))}")
+
+
+def validate(config: RunConfig, *, check_files: bool = True) -> None:
+    """Raise ConfigError on the first value that is not allowed; touches no output."""
+    from ts3ray import data, models
+    from ts3ray.method.variants import VARIANTS
+
+    c = config
+    _one_of("dataset", c.dataset, data.DATASET_NAMES)
+    _one_of("noise", c.noise, data.NOISE_KINDS)
+    _one_of("noise_convention", c.noise_convention, NOISE_CONVENTIONS)
+    _one_of("arch", c.arch, models.MODEL_NAMES)
+    _one_of("variant", c.variant, VARIANTS)
+    _one_of("selection", c.selection, SELECTIONS)
+    _one_of("order", c.order, ORDERS)
+    _one_of("alternate", c.alternate, ALTERNATE_MODES)
+    _one_of("device", c.device.split(":")[0], DEVICES)
+    for key in ("lam", "tau", "gamma"):
+        value = getattr(c, key)
+        _check(0.0 <= value <= 1.0, key, value, "a number in [0, 1]")
+    _check(c.epochs >= 1, "epochs", c.epochs, "an integer >= 1")
+    for key in ("e1", "e2"):
+        _check(getattr(c, key) >= 0, key, getattr(c, key), "an integer >= 0")
+    _check(
+        c.e1 + c.e2 <= c.epochs, "e1+e2", c.e1 + c.e2, f"at most epochs={c.epochs}"
+    )
+    _check(0.0 < c.prune_fraction < 1.0, "prune_fraction", c.prune_fraction, "0 < p_f < 1")
+    _check(c.rounds >= 0, "rounds", c.rounds, "an integer >= 0")
+    num_classes = data.num_classes_of(c.dataset)
+    limit = 1.0 - 1.0 / num_classes
+    _check(
+        0.0 <= c.noise_rate < limit,
+        "noise_rate",
+        c.noise_rate,
+        f"0 <= noise_rate < 1 - 1/C = {limit:.4g} for {num_classes} classes",
+    )
+    if c.select_rate is not None:
+        _check(0.0 <= c.select_rate < 1.0, "select_rate", c.select_rate, "0 <= r < 1 or auto")
+    _check(c.lr > 0 and math.isfinite(c.lr), "lr", c.lr, "a positive number")
+    _check(c.batch_size >= 2, "batch_size", c.batch_size, "an integer >= 2")
+    _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "a number >= 0")
+    _check(0 <= c.momentum < 1, "momentum", c.momentum, "0 <= momentum < 1")
+    _check(c.lr_decay_factor > 0, "lr_decay_factor", c.lr_decay_factor, "a positive number")
+    if check_files:
+        data.check_available(c.dataset, c.data_root)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read a YAML or JSON mapping of config keys (values are parsed like key=value)."""
+    import yaml
+
+    from ts3ray.errors import UserError
+
+    try:
+        with open(path) as fh:
+            loaded = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise UserError(f"--config {path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})")
+    if not isinstance(loaded, dict):
+        raise UserError(f"--config {path}: expected a mapping of key: value")
+    return loaded
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """`["lam=0.5", "seed=1"]` -> {"lam": "0.5", "seed": "1"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("argument", item, "key=value (e.g. lam=0.5)")
+        out[key.strip()] = value
+    return out

@@ -1,0 +1,340 @@
+"""One TS3-Net lottery run: Algorithm 2 (IMP rounds) around Algorithm 1 (three stages).
+
+`LotteryRun` is a plain object with no knowledge of Ray: iterate `run.epochs()` to train,
+one epoch record at a time; `state_dict()` / `load_state_dict()` capture and restore the
+whole run (networks, optimisers, masks, initial weights, counters, the rows written so far)
+so that a resumed run produces the same numbers as an uninterrupted one.
+
+Level k (k = 0..R) trains S under the mask of k pruning rounds, so training level k *is* the
+retrain of mask k: one run records sparsities 0, p_f, 1-(1-p_f)^2, ..., 1-(1-p_f)^R.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from ts3ray import pruning
+from ts3ray.config import RunConfig
+from ts3ray.data import DeviceBatches, ImageDataset, apply_label_noise, load_dataset
+from ts3ray.method.selection import make_selector
+from ts3ray.method.stages import STAGES, EpochContext, EpochStats, Net, Pair
+from ts3ray.method.variants import VARIANTS
+from ts3ray.models import build_model
+
+STATE_VERSION = 1
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """Independent, reproducible seeds for each random stream of a run."""
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainingData:
+    """Everything the stages read, resident on the training device."""
+
+    batches: DeviceBatches  # training images with the *noisy* labels
+    true_y: torch.Tensor  # clean training labels (for label precision / relabel accuracy)
+    label_is_clean: torch.Tensor  # noisy label == true label, per training sample
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    dataset: ImageDataset
+    device: torch.device
+    eval_batch_size: int
+
+    def _normalised(self, x_uint8: torch.Tensor) -> Iterator[torch.Tensor]:
+        mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
+        for start in range(0, x_uint8.shape[0], self.eval_batch_size):
+            chunk = x_uint8[start : start + self.eval_batch_size]
+            yield (chunk.float().div_(255.0) - mean) / std
+
+    def train_eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training set in order, no augmentation, with the noisy labels (for GMM)."""
+        labels = self.batches.y
+        for i, x in enumerate(self._normalised(self.batches.x)):
+            start = i * self.eval_batch_size
+            yield x, labels[start : start + x.shape[0]]
+
+    @torch.no_grad()
+    def accuracy(self, model: nn.Module) -> torch.Tensor:
+        """Test accuracy as a 0-dim device tensor (read back with the epoch's stats)."""
+        was_training = model.training
+        model.eval()
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        start = 0
+        for x in self._normalised(self.test_x):
+            y = self.test_y[start : start + x.shape[0]]
+            correct += (model(x).argmax(dim=1) == y).sum()
+            start += x.shape[0]
+        model.train(was_training)
+        return correct.double() / self.test_y.shape[0]
+
+
+def prepare_data(config: RunConfig, device: torch.device, dataset: ImageDataset | None = None):
+    dataset = dataset or load_dataset(config.dataset, config.data_root, seed=config.seed)
+    noisy = apply_label_noise(
+        dataset.train_y,
+        dataset.num_classes,
+        config.noise,
+        config.noise_rate,
+        derive_seed(config.seed, "noise"),
+        dataset=config.dataset,
+        convention=config.noise_convention,
+    )
+    batches = DeviceBatches(
+        dataset.train_x,
+        noisy.labels,
+        batch_size=config.batch_size,
+        mean=dataset.mean,
+        std=dataset.std,
+        augment=dataset.augment,
+        device=device,
+        seed=derive_seed(config.seed, "batches"),
+    )
+    return (
+        TrainingData(
+            batches=batches,
+            true_y=dataset.train_y.to(device),
+            label_is_clean=(~noisy.is_noisy).to(device),
+            test_x=dataset.test_x.to(device),
+            test_y=dataset.test_y.to(device),
+            dataset=dataset,
+            device=device,
+            eval_batch_size=config.eval_batch_size,
+        ),
+        noisy,
+    )
+
+
+class LotteryRun:
+    """Algorithm 2: for r = 1..R: Algorithm 1; prune p_f of S; reset S and D; retrain."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        *,
+        dataset: ImageDataset | None = None,
+        device: torch.device | str | None = None,
+    ):
+        self.config = config
+        self.variant = VARIANTS[config.variant]
+        self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        self.data, self.noisy = prepare_data(config, self.device, dataset)
+        self.selector = make_selector(config)
+        ds = self.data.dataset
+        shape = dict(num_classes=ds.num_classes, in_channels=ds.in_channels, image_size=ds.image_size)
+        self.sparse_model = build_model(config.arch, seed=derive_seed(config.seed, "S"), **shape)
+        self.sparse_model.to(self.device)
+        self.dense_model = None
+        if self.variant.has_dense:  # S and D start from different initialisations
+            self.dense_model = build_model(config.arch, seed=derive_seed(config.seed, "D"), **shape)
+            self.dense_model.to(self.device)
+        self.init_states = {n: _clone_state(m) for n, m in self._models().items()}
+        self.masks = {
+            n: pruning.init_masks(m, include_output=config.prune_output)
+            for n, m in self._models().items()
+            if self._is_pruned(n)
+        }
+        self.level = 0  # IMP round whose mask is being trained (0 = dense)
+        self.epoch = 0  # epochs finished in this level
+        self.level_accs: list[float] = []  # S's accuracy per finished epoch of this level
+        self.epoch_rows: list[dict[str, Any]] = []
+        self.level_rows: list[dict[str, Any]] = []
+        self._new_optimizers()
+        self.total_params = pruning.total_params(self.sparse_model)
+
+    # -- structure ----------------------------------------------------------------
+    def _models(self) -> dict[str, nn.Module]:
+        models = {"S": self.sparse_model}
+        if self.dense_model is not None:
+            models["D"] = self.dense_model
+        return models
+
+    def _is_pruned(self, name: str) -> bool:
+        return name == "S" or self.variant.peer == "sparse"
+
+    def _new_optimizers(self) -> None:
+        c = self.config
+        self.optimizers = {
+            n: torch.optim.SGD(
+                m.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+            )
+            for n, m in self._models().items()
+        }
+
+    def _pair(self) -> Pair:
+        nets = {
+            n: Net(m, self.optimizers[n], self.masks.get(n)) for n, m in self._models().items()
+        }
+        return Pair(sparse=nets["S"], dense=nets.get("D"))
+
+    @property
+    def done(self) -> bool:
+        return self.level > self.config.rounds
+
+    @property
+    def total_epochs(self) -> int:
+        return (self.config.rounds + 1) * self.config.epochs
+
+    @property
+    def global_epoch(self) -> int:
+        """Epochs finished over all levels: the time axis across IMP rounds."""
+        return self.level * self.config.epochs + self.epoch
+
+    def sparsity(self) -> float:
+        return pruning.sparsity(self.masks["S"])
+
+    # -- training -----------------------------------------------------------------
+    def epochs(self) -> Iterator[dict[str, Any]]:
+        """Train until the run is complete, yielding one record per finished epoch."""
+        while not self.done:
+            yield self.train_epoch()
+
+    def train_epoch(self) -> dict[str, Any]:
+        c = self.config
+        started = time.perf_counter()
+        stage = self.variant.stage_at(self.epoch, c.e1, c.e2)
+        stage_start = {0: 0, 1: c.e1, 2: c.e1 + c.e2}
+        window = 0 if self.epoch < c.e1 else (1 if self.epoch < c.e1 + c.e2 else 2)
+        lr = c.lr_at(self.epoch)
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+        stats = EpochStats(self.device)
+        ctx = EpochContext(
+            config=c,
+            variant=self.variant,
+            data=self.data,
+            selector=self.selector,
+            key=self.global_epoch,
+            stage_epoch=self.epoch - stage_start[window],
+            stats=stats,
+        )
+        STAGES[stage](self._pair(), ctx)
+        stats.add("acc_S", self.data.accuracy(self.sparse_model))
+        if self.dense_model is not None:
+            stats.add("acc_D", self.data.accuracy(self.dense_model))
+        values = stats.read()  # one host transfer for the epoch's statistics
+        self.epoch += 1
+        record = self._epoch_record(stage, lr, values, time.perf_counter() - started)
+        self.epoch_rows.append(record)
+        self.level_accs.append(record["acc_sparse"])
+        if self.epoch == c.epochs:
+            self._finish_level(record)
+        return record
+
+    def _epoch_record(self, stage: str, lr: float, v: dict[str, float], seconds: float):
+        def ratio(num: str, den: str) -> float:
+            return v[num] / v[den] if v.get(den) else math.nan
+
+        return {
+            "run_id": self.config.run_id,
+            "round": self.level,
+            "epoch": self.epoch,
+            "global_epoch": self.global_epoch,
+            "stage": stage,
+            "sparsity": self.sparsity(),
+            "nonzero_params": pruning.nonzero_params(self.sparse_model),
+            "total_params": self.total_params,
+            "acc_sparse": v["acc_S"],
+            "acc_dense": v.get("acc_D", math.nan),
+            "loss_sparse": ratio("loss_S", "steps_S"),
+            "loss_dense": ratio("loss_D", "steps_D"),
+            "label_precision": ratio("selected_correct", "selected"),
+            "relabel_count": int(v.get("relabeled", 0)),
+            "relabel_accuracy": ratio("relabeled_correct", "relabeled"),
+            "lr": lr,
+            "seconds": seconds,
+        }
+
+    def _finish_level(self, last: dict[str, Any]) -> None:
+        self.level_rows.append(
+            {
+                "run_id": self.config.run_id,
+                "round": self.level,
+                "sparsity": last["sparsity"],
+                "nonzero_params": last["nonzero_params"],
+                "total_params": self.total_params,
+                "acc_sparse_last": last["acc_sparse"],
+                "acc_sparse_best": max(self.level_accs),
+                "acc_dense_last": last["acc_dense"],
+            }
+        )
+        self.level += 1
+        self.epoch = 0
+        self.level_accs = []
+        if not self.done:
+            self._prune_and_reset()
+
+    def _prune_and_reset(self) -> None:
+        """Algorithm 2: prune p_f of S's remaining weights by magnitude, then reset the
+        surviving weights of S (and all of D) to their initial values."""
+        for name, model in self._models().items():
+            if name in self.masks:
+                self.masks[name] = pruning.global_magnitude_prune(
+                    model, self.masks[name], self.config.prune_fraction
+                )
+            model.load_state_dict(self.init_states[name])
+            if name in self.masks:
+                pruning.apply_masks(model, self.masks[name])
+        self._new_optimizers()
+
+    # -- checkpointing --------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue; loads with torch.load(weights_only=True)."""
+        return {
+            "version": STATE_VERSION,
+            "run_id": self.config.run_id,
+            "config": _plain(self.config.to_dict()),
+            "level": self.level,
+            "epoch": self.epoch,
+            "level_accs": list(self.level_accs),
+            "models": {n: m.state_dict() for n, m in self._models().items()},
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "masks": {n: dict(m) for n, m in self.masks.items()},
+            "init_states": self.init_states,
+            "rng": {"torch": torch.get_rng_state()},
+            "epoch_rows": [dict(r) for r in self.epoch_rows],
+            "level_rows": [dict(r) for r in self.level_rows],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("run_id") != self.config.run_id:
+            raise ValueError(
+                f"checkpoint belongs to run {state.get('run_id')}, not {self.config.run_id}"
+            )
+        self.level, self.epoch = int(state["level"]), int(state["epoch"])
+        self.level_accs = list(state["level_accs"])
+        for name, model in self._models().items():
+            model.load_state_dict(state["models"][name])
+        self.masks = {n: {k: v.to(self.device) for k, v in m.items()} for n, m in state["masks"].items()}
+        self.init_states = state["init_states"]
+        self._new_optimizers()
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.epoch_rows = [dict(r) for r in state["epoch_rows"]]
+        self.level_rows = [dict(r) for r in state["level_rows"]]
+
+
+def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Config values as types that torch.load(weights_only=True) accepts."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

@@ -1,0 +1,127 @@
+"""`ts3ray run`: one lottery run into an output directory, resumable.
+
+DIR/config.json          the validated configuration (and its run_id)
+DIR/checkpoint.pt        full state after the latest epoch (torch.load(weights_only=True))
+DIR/epochs.parquet       one row per (round, epoch)
+DIR/levels.parquet       one row per sparsity level
+The Parquet files are rewritten atomically with every checkpoint, so after a crash they
+hold exactly the epochs the checkpoint holds, and `--resume` continues from there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from ts3ray.config import load_config_file, make_config, parse_overrides
+from ts3ray.errors import UserError
+from ts3ray.results.writer import epoch_table, level_table, write_atomic
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config values")
+    parser.add_argument("--config", help="YAML/JSON file of config values (key=value wins)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
+                        help="save state and Parquet every K epochs (default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_config(args):
+    values = load_config_file(args.config) if args.config else {}
+    values.update(parse_overrides(args.overrides))
+    return make_config(values)
+
+
+class RunDirectory:
+    """The files of one run; every write is atomic (temporary file, then rename)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    def existing_run_id(self) -> str | None:
+        meta = self.path / "config.json"
+        return json.loads(meta.read_text())["run_id"] if meta.exists() else None
+
+    def load_state(self):
+        return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+
+    def save(self, run) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._write_text("config.json", json.dumps(
+            {"run_id": run.config.run_id, **run.config.to_dict()}, indent=2, default=list))
+        tmp = self.path / f".{CHECKPOINT}.tmp"
+        torch.save(run.state_dict(), tmp)
+        os.replace(tmp, self.checkpoint)
+        config_values = run.config.to_dict()
+        write_atomic(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
+        write_atomic(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
+
+    def _write_text(self, name: str, text: str) -> None:
+        tmp = self.path / f".{name}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.path / name)
+
+
+def main(args) -> int:
+    from tqdm import tqdm
+
+    from ts3ray.run import LotteryRun
+
+    config = build_config(args)  # validation happens before anything is written
+    if args.checkpoint_every < 1:
+        raise UserError(f"--checkpoint-every={args.checkpoint_every} is not allowed: K >= 1")
+    out = RunDirectory(args.out)
+    existing = out.existing_run_id()
+    if existing is not None and existing != config.run_id:
+        raise UserError(
+            f"--out {args.out} holds run {existing} with a different configuration; "
+            "choose another --out"
+        )
+    if existing is not None and not args.resume and out.checkpoint.exists():
+        raise UserError(
+            f"--out {args.out} already holds run {existing}; pass --resume to continue it "
+            "or choose another --out"
+        )
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    run = LotteryRun(config)
+    if args.resume and out.checkpoint.exists():
+        run.load_state_dict(out.load_state())
+    if run.done:
+        print(f"run {config.run_id} in {args.out} is already complete", file=sys.stderr)
+        return 0
+    bar = tqdm(total=run.total_epochs, initial=run.global_epoch, disable=args.quiet,
+               unit="epoch", dynamic_ncols=True)
+    with bar:
+        for record in run.epochs():
+            bar.set_description(f"round {record['round']}/{config.rounds}")
+            bar.set_postfix(epoch=record["epoch"], stage=record["stage"],
+                            acc_S=f"{record['acc_sparse']:.4f}", refresh=False)
+            bar.update(1)
+            if run.done or run.global_epoch % args.checkpoint_every == 0:
+                out.save(run)
+    print(format_levels(run.level_rows))
+    print(f"results in {args.out}/epochs.parquet and {args.out}/levels.parquet")
+    return 0
+
+
+def format_levels(rows) -> str:
+    lines = ["round  sparsity  nonzero_params  acc_sparse_last  acc_sparse_best  acc_dense_last"]
+    for r in rows:
+        lines.append(
+            f"{r['round']:>5}  {100 * r['sparsity']:7.2f}%  {r['nonzero_params']:>14}  "
+            f"{100 * r['acc_sparse_last']:14.2f}%  {100 * r['acc_sparse_best']:14.2f}%  "
+            f"{100 * r['acc_dense_last']:13.2f}%"
+        )
+    return "\n".join(lines)
