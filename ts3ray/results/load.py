@@ -1,0 +1,234 @@
+"""Read the `levels` / `epochs` Parquet tables of a sweep or a run into pandas.
+
+RESULTS may be a sweep directory `<storage>/<name>`, its `results/` directory, a `levels` or
+`epochs` dataset directory (files partitioned any way), a run directory holding
+`levels.parquet` / `epochs.parquet`, or one `.parquet` file; local paths and `pyarrow.fs`
+URIs (`s3://...`) both work. Files are found recursively; names starting with `.` or `_`
+(temporary files of the atomic writer) are skipped. Schemas of the files are unified, so a
+column that is null in one file and filled in another reads as one column.
+
+Only full-budget trials compare fairly: `drop_early_stopped` removes every row of a trial
+with `stopped_early == True` and says how many trials it removed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ts3ray.errors import UserError
+
+TABLES = ("levels", "epochs")
+SETTING_COLUMNS = ("dataset", "noise", "noise_rate")
+TRIAL = "_trial"  # derived column: trial_id where present, else run_id
+
+
+@dataclass(frozen=True)
+class SweepParam:
+    """A searched method parameter (Sec. IV-C 2, Table IX) and its display labels."""
+
+    name: str
+    md: str
+    latex: str
+    integer: bool
+
+
+# Table IX's order: lambda (Eq. 5), tau (Eq. 6), gamma (Eq. 7), E1, E2.
+SWEEP_PARAMS: dict[str, SweepParam] = {
+    p.name: p
+    for p in (
+        SweepParam("lam", "λ", r"$\lambda$", False),
+        SweepParam("tau", "τ", r"$\tau$", False),
+        SweepParam("gamma", "γ", r"$\gamma$", False),
+        SweepParam("e1", "E1", r"$E_1$", True),
+        SweepParam("e2", "E2", r"$E_2$", True),
+    )
+}
+
+
+def _filesystem(results: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in results:
+        return pafs.FileSystem.from_uri(results)
+    from pathlib import Path
+
+    return pafs.LocalFileSystem(), str(Path(results).expanduser().resolve())
+
+
+def _info(fs: pafs.FileSystem, path: str) -> pafs.FileInfo:
+    return fs.get_file_info(path)
+
+
+def _parquet_files(fs: pafs.FileSystem, root: str) -> list[str]:
+    """Visible `.parquet` files under `root` (hidden / `_` names skipped), sorted."""
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    found = []
+    for info in infos:
+        rel = info.path[len(root):].lstrip("/")
+        hidden = any(part.startswith((".", "_")) for part in rel.split("/"))
+        if info.type == pafs.FileType.File and info.path.endswith(".parquet") and not hidden:
+            found.append(info.path)
+    return sorted(found)
+
+
+def resolve_table(results: str, table: str) -> tuple[pafs.FileSystem, list[str]]:
+    """The Parquet files of `table` ('levels' or 'epochs') that RESULTS points at."""
+    fs, root = _filesystem(str(results))
+    info = _info(fs, root)
+    if info.type == pafs.FileType.NotFound:
+        raise UserError(f"RESULTS '{results}' does not exist")
+    if info.type == pafs.FileType.File:
+        if not root.endswith(".parquet"):
+            raise UserError(f"RESULTS '{results}' is not a .parquet file or a directory")
+        return fs, [root]
+    for candidate in (f"{root}/results/{table}", f"{root}/{table}", f"{root}/{table}.parquet"):
+        kind = _info(fs, candidate).type
+        if kind == pafs.FileType.File:
+            return fs, [candidate]
+        if kind == pafs.FileType.Directory:
+            return fs, _nonempty(fs, candidate, results)
+    other = next(t for t in TABLES if t != table)
+    name = root.rstrip("/").rsplit("/", 1)[-1]
+    has_other = any(
+        _info(fs, p).type != pafs.FileType.NotFound
+        for p in (f"{root}/results/{other}", f"{root}/{other}", f"{root}/{other}.parquet")
+    )
+    if name == other or has_other:
+        raise UserError(
+            f"RESULTS '{results}' holds the {other} table, but this needs the {table} table; "
+            f"pass the sweep directory or the {table} dataset"
+        )
+    return fs, _nonempty(fs, root, results)
+
+
+def _nonempty(fs: pafs.FileSystem, root: str, results: str) -> list[str]:
+    files = _parquet_files(fs, root)
+    if not files:
+        raise UserError(
+            f"RESULTS '{results}' holds no Parquet files (expected a sweep directory with "
+            "results/levels/ and results/epochs/, a run directory or a .parquet file)"
+        )
+    return files
+
+
+def read_table(results: str, table: str) -> pd.DataFrame:
+    """All rows of `table` under RESULTS as one DataFrame (schemas unified across files)."""
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {TABLES}, got {table!r}")
+    fs, files = resolve_table(results, table)
+    try:
+        schemas = [pq.read_schema(f, filesystem=fs) for f in files]
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        frame = ds.dataset(files, schema=schema, format="parquet", filesystem=fs).to_table()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+        first = str(err).splitlines()[0]
+        raise UserError(f"RESULTS '{results}': cannot read the {table} Parquet files: {first}")
+    return frame.to_pandas()
+
+
+def require_columns(df: pd.DataFrame, columns, table: str, what: str) -> None:
+    """Raise a one-line UserError naming every required column the table lacks."""
+    missing = [c for c in dict.fromkeys(columns) if c not in df.columns]
+    if missing:
+        raise UserError(
+            f"{what}: the {table} table lacks required column(s): {', '.join(missing)}"
+        )
+
+
+def check_metric(df: pd.DataFrame, metric: str, table: str) -> None:
+    """`metric` must be a numeric column of `table`; the message lists the allowed ones."""
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c]) and not c.startswith("_")]
+    if metric not in numeric:
+        allowed = ", ".join(c for c in numeric if c.startswith("acc")) or ", ".join(numeric)
+        raise UserError(
+            f"metric={metric!r} is not a numeric column of the {table} table; "
+            f"choose e.g. one of: {allowed}"
+        )
+
+
+def add_trial_key(df: pd.DataFrame) -> pd.DataFrame:
+    """Add column `_trial`: `trial_id` if present (and set), else `run_id`."""
+    out = df.copy()
+    run = out["run_id"].astype(str)
+    if "trial_id" in out.columns:
+        out[TRIAL] = out["trial_id"].astype(object).where(out["trial_id"].notna(), run)
+        out[TRIAL] = out[TRIAL].astype(str)
+    else:
+        out[TRIAL] = run
+    return out
+
+
+def drop_early_stopped(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rows of full-budget trials only, and the number of early-stopped trials removed."""
+    if "stopped_early" not in df.columns:
+        return df, 0
+    stopped = df["stopped_early"].fillna(False).astype(bool)
+    stopped_trials = set(df.loc[stopped, TRIAL])
+    kept = df[~df[TRIAL].isin(stopped_trials)]
+    return kept, len(stopped_trials)
+
+
+def latest_attempt(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per `keys` (e.g. trial and round): the one of the highest `attempt`."""
+    if "attempt" in df.columns:
+        df = df.sort_values("attempt", kind="stable", na_position="first")
+    return df.drop_duplicates(subset=keys, keep="last")
+
+
+def final_level(levels: pd.DataFrame, sparsity: float | None = None) -> pd.DataFrame:
+    """One levels row per trial: its highest round, or the level nearest `sparsity`."""
+    if sparsity is None:
+        order = levels.sort_values([TRIAL, "round"], kind="stable")
+        return order.drop_duplicates(subset=[TRIAL], keep="last")
+    distance = (levels["sparsity"].astype(float) - sparsity).abs()
+    order = levels.assign(_distance=distance).sort_values([TRIAL, "_distance", "round"])
+    return order.drop_duplicates(subset=[TRIAL], keep="first").drop(columns="_distance")
+
+
+def format_rate(rate: float) -> str:
+    """0.4 -> '40%', 0.125 -> '12.5%'."""
+    return f"{round(float(rate) * 100, 4):g}%"
+
+
+def setting_label(dataset, noise, noise_rate, *, with_dataset: bool = True) -> str:
+    """A setting as in the contract, e.g. 'cifar10 sym-40%' ('cifar10 clean' for no noise)."""
+    clean = noise == "none" or pd.isna(noise_rate) or float(noise_rate) == 0.0
+    noisy = "clean" if clean else f"{noise}-{format_rate(noise_rate)}"
+    return f"{dataset} {noisy}" if with_dataset else noisy
+
+
+def add_setting(df: pd.DataFrame) -> pd.DataFrame:
+    """Add `_setting`, the setting label of each row (from dataset, noise, noise_rate)."""
+    out = df.copy()
+    out["_setting"] = [setting_label(d, n, r) for d, n, r in
+                       zip(out["dataset"], out["noise"], out["noise_rate"])]
+    return out
+
+
+def settings_in_order(df: pd.DataFrame) -> list[str]:
+    """Distinct setting labels sorted by dataset, noise kind, noise rate."""
+    keys = df[["dataset", "noise", "noise_rate", "_setting"]].drop_duplicates()
+    keys = keys.sort_values(["dataset", "noise", "noise_rate"])
+    return list(dict.fromkeys(keys["_setting"]))
+
+
+def percent_scale(values) -> tuple[float, str]:
+    """(100, ' (%)') when every finite value is a fraction in [0, 1], else (1, '')."""
+    arr = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
+    arr = arr[np.isfinite(arr)]
+    if arr.size and arr.min() >= 0.0 and arr.max() <= 1.0:
+        return 100.0, " (%)"
+    return 1.0, ""
+
+
+def prepare(df: pd.DataFrame, table: str, required, what: str) -> pd.DataFrame:
+    """Check columns, add the trial key and setting label, keep the latest attempt."""
+    require_columns(df, ["run_id", "round", *SETTING_COLUMNS, *required], table, what)
+    df = add_setting(add_trial_key(df))
+    keys = [TRIAL, "round"] + (["epoch"] if table == "epochs" and "epoch" in df.columns else [])
+    return latest_attempt(df, keys)
