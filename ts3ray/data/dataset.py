@@ -28,9 +28,11 @@ class ImageDataset:
         for split in ("train", "test"):
             x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
             if x.dtype != torch.uint8 or x.dim() != 4:
-                raise ValueError(f"{self.name}: {split}_x must be uint8 (N, C, H, W), got {x.dtype} {tuple(x.shape)}")
+                raise ValueError(f"{self.name}: {split}_x must be uint8 (N, C, H, W), "
+                                 f"got {x.dtype} {tuple(x.shape)}")
             if y.dtype != torch.int64 or y.shape != (x.shape[0],):
-                raise ValueError(f"{self.name}: {split}_y must be int64 ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}")
+                raise ValueError(f"{self.name}: {split}_y must be int64 ({x.shape[0]},), "
+                                 f"got {y.dtype} {tuple(y.shape)}")
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
             raise ValueError(f"{self.name}: mean/std need one value per channel ({self.in_channels})")
 

@@ -32,8 +32,8 @@ def _one_line(err: Exception) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())
 
 
-def _download_with_torchvision(class_name: str, root: Path, hint: str) -> None:
-    """torchvision's own download (train and test split) into ``root``."""
+def _download_with_torchvision(class_name: str, root: Path, offline_hint: str) -> None:
+    """torchvision's own download (train and test split) into ``root``; needs internet."""
     import torchvision.datasets
 
     dataset_class = getattr(torchvision.datasets, class_name)
@@ -42,7 +42,9 @@ def _download_with_torchvision(class_name: str, root: Path, hint: str) -> None:
         try:
             dataset_class(str(root), train=train, download=True)
         except Exception as err:  # network errors come in many types
-            raise DataMissingError(f"downloading {class_name} into {root} failed ({_one_line(err)}); {hint}") from None
+            raise DataMissingError(
+                f"downloading {class_name} into {root} failed ({_one_line(err)}); instead {offline_hint}"
+            ) from None
 
 
 def _labels_in_range(y: np.ndarray, num_classes: int, where: Path, hint: str) -> torch.Tensor:
@@ -65,8 +67,11 @@ class IdxSource:
     def raw_dir(self, root: Path) -> Path:
         return Path(root) / self.folder / "raw"
 
+    def offline_hint(self, root: Path) -> str:
+        return f"run `ts3ray data fetch {self.name} --root {root}` (works offline)"
+
     def hint(self, root: Path) -> str:
-        return f"run `ts3ray data fetch {self.name} --root {root}` (works offline) or load with download=True"
+        return f"{self.offline_hint(root)} or load with download=True"
 
     def path(self, root: Path, part: str) -> Path:
         """The plain file if present, else its ``.gz`` twin if present, else the plain name."""
@@ -79,7 +84,7 @@ class IdxSource:
             check_idx(self.path(root, part), self.hint(root))
 
     def download(self, root: Path) -> None:
-        _download_with_torchvision(self.folder, Path(root), self.hint(root))
+        _download_with_torchvision(self.folder, Path(root), self.offline_hint(root))
 
     def _split(self, root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         hint = self.hint(root)
@@ -104,6 +109,7 @@ class CifarSource:
     name: str
     folder: str
     torchvision_class: str
+    archive: str           # the official archive holding the pickles
     train_files: tuple[str, ...]
     test_files: tuple[str, ...]
     label_key: bytes
@@ -112,9 +118,11 @@ class CifarSource:
     std: tuple[float, ...]
     augment: bool = True
 
+    def offline_hint(self, root: Path) -> str:
+        return f"place the CIFAR python pickles from the official {self.archive} under {Path(root) / self.folder}/"
+
     def hint(self, root: Path) -> str:
-        return (f"load with download=True (CLI: --download), or place the CIFAR python pickles "
-                f"from the official {self.folder} archive under {Path(root) / self.folder}/")
+        return f"load with download=True (CLI: --download), or {self.offline_hint(root)}"
 
     def check(self, root: Path) -> None:
         for name in self.train_files + self.test_files:
@@ -123,7 +131,7 @@ class CifarSource:
                 raise DataMissingError(f"{path} is missing or empty; {self.hint(root)}")
 
     def download(self, root: Path) -> None:
-        _download_with_torchvision(self.torchvision_class, Path(root), self.hint(root))
+        _download_with_torchvision(self.torchvision_class, Path(root), self.offline_hint(root))
 
     def _read(self, path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -132,7 +140,9 @@ class CifarSource:
         except FileNotFoundError:
             raise DataMissingError(f"{path} is missing; {hint}") from None
         except Exception as err:  # a cut-off pickle fails in several ways
-            raise DataMissingError(f"{path} is truncated or not a CIFAR pickle ({_one_line(err)}); {hint}") from None
+            raise DataMissingError(
+                f"{path} is truncated or not a CIFAR pickle ({_one_line(err)}); {hint}"
+            ) from None
         if not isinstance(batch, dict) or b"data" not in batch or self.label_key not in batch:
             raise DataMissingError(f"{path} lacks b'data' or {self.label_key!r}; {hint}")
         x, y = np.asarray(batch[b"data"]), np.asarray(batch[self.label_key])
@@ -161,13 +171,13 @@ class CifarSource:
 MNIST = IdxSource("mnist", "MNIST", mean=(0.1307,), std=(0.3081,))
 FASHION_MNIST = IdxSource("fashion-mnist", "FashionMNIST", mean=(0.2860,), std=(0.3530,))
 CIFAR10 = CifarSource(
-    "cifar10", "cifar-10-batches-py", "CIFAR10",
+    "cifar10", "cifar-10-batches-py", "CIFAR10", "cifar-10-python.tar.gz",
     train_files=tuple(f"data_batch_{i}" for i in range(1, 6)), test_files=("test_batch",),
     label_key=b"labels", num_classes=10,
     mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616),
 )
 CIFAR100 = CifarSource(
-    "cifar100", "cifar-100-python", "CIFAR100",
+    "cifar100", "cifar-100-python", "CIFAR100", "cifar-100-python.tar.gz",
     train_files=("train",), test_files=("test",), label_key=b"fine_labels", num_classes=100,
     mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762),
 )
