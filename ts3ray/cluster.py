@@ -48,7 +48,7 @@ COMMAND_KEYS = (
 INSTALLS_TS3RAY = re.compile(r"\bpip3?\s+install\b.*\bts3ray\b")
 STORAGE_SETTING = re.compile(r"""TS3RAY_STORAGE=(?:'([^']*)'|"([^"]*)"|([^\s;&|'"]*))""")
 URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-OPEN_DASHBOARD = re.compile(r"--dashboard-host[=\s]+[\"']?(0\.0\.0\.0|::)\b")
+OPEN_DASHBOARD = re.compile(r"--dashboard-host[=\s]+[\"']?(?:0\.0\.0\.0|::)(?=$|[\s;&|\"'])")
 MESSAGE_LIMIT = 200
 
 
@@ -224,20 +224,16 @@ class ClusterFile:
 # ------------------------------------------------------------------------- project rules
 
 
-def _is_whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def rule_gpu_worker(cf: ClusterFile) -> list[Problem]:
     wants_gpu = "gpu" in Path(cf.name).name.lower() or cf.is_cloud
     if not wants_gpu or cf.provider_type == "local":
         return []
     global_max = _count(cf.config.get("max_workers"))
     for spec in cf.worker_types.values():
-        gpus = _mapping(spec.get("resources")).get("GPU")
+        gpus = _count(_mapping(spec.get("resources")).get("GPU"))
         type_max = _count(spec.get("max_workers"))
         can_launch = (type_max if type_max is not None else global_max) != 0
-        if _is_whole(gpus) and gpus >= 1 and can_launch:
+        if gpus is not None and gpus >= 1 and can_launch:
             return []
     return [Problem("available_node_types",
                     "no worker node type with an integer resources.GPU >= 1 that may launch "
@@ -257,7 +253,7 @@ def rule_installs_ts3ray(cf: ClusterFile) -> list[Problem]:
     why = "`ray submit` copies only the script, so every node must pip-install ts3ray"
     if len(missing) == len(setups):
         return [Problem("setup_commands", f"no set-up command pip-installs ts3ray ({why}, "
-                        "e.g. pip install ~/ts3ray-dist/ts3ray-0.1.0-py3-none-any.whl)")]
+                        "e.g. pip install ~/ts3ray-dist/ts3ray-VERSION-py3-none-any.whl)")]
     return [Problem(source, f"the {label} runs these set-up commands, which do not "
                     f"pip-install ts3ray ({why})") for label, source in missing.items()]
 
