@@ -17,7 +17,7 @@ from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import read_table
 from ts3ray.results.output import write_atomic
 from ts3ray.results.plots import (
-    PlotOptions, plot_curves, plot_precision, plot_search, plot_sparsity,
+    PlotOptions, parse_round, plot_curves, plot_precision, plot_search, plot_sparsity,
 )
 from ts3ray.results.tables import DEFAULT_METRIC
 
@@ -69,6 +69,8 @@ def plot_options(args: argparse.Namespace) -> PlotOptions:
                             f"{', '.join('--' + o.replace('_', '-') for o in kind.options)})")
     if "by" in given:
         given["by"] = tuple(s.strip() for s in given["by"].split(",") if s.strip()) or ("variant",)
+    if "round" in given:
+        given["round"] = parse_round(given["round"])
     return PlotOptions(**given)
 
 

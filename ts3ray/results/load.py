@@ -2,7 +2,8 @@
 
 RESULTS may be a sweep directory `<storage>/<name>`, its `results/` directory, a `levels` or
 `epochs` dataset directory (files partitioned any way), a run directory holding
-`levels.parquet` / `epochs.parquet`, or one `.parquet` file; local paths and `pyarrow.fs`
+`levels.parquet` / `epochs.parquet`, a directory of such run directories, or one
+`.parquet` file; local paths and `pyarrow.fs`
 URIs (`s3://...`) both work. Files are found recursively; names starting with `.` or `_`
 (temporary files of the atomic writer) are skipped. Schemas of the files are unified, so a
 column that is null in one file and filled in another reads as one column.
@@ -63,14 +64,16 @@ def _info(fs: pafs.FileSystem, path: str) -> pafs.FileInfo:
     return fs.get_file_info(path)
 
 
-def _parquet_files(fs: pafs.FileSystem, root: str) -> list[str]:
-    """Visible `.parquet` files under `root` (hidden / `_` names skipped), sorted."""
+def _parquet_files(fs: pafs.FileSystem, root: str, table: str) -> list[str]:
+    """Visible `.parquet` files under `root`, sorted; hidden / `_` names and files of the
+    other table (named `<other>.parquet` or inside a folder `<other>`) are skipped."""
+    other = next(t for t in TABLES if t != table)
     infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
     found = []
     for info in infos:
-        rel = info.path[len(root):].lstrip("/")
-        hidden = any(part.startswith((".", "_")) for part in rel.split("/"))
-        if info.type == pafs.FileType.File and info.path.endswith(".parquet") and not hidden:
+        parts = info.path[len(root):].lstrip("/").split("/")
+        skip = any(p.startswith((".", "_")) or p in (other, f"{other}.parquet") for p in parts)
+        if info.type == pafs.FileType.File and info.path.endswith(".parquet") and not skip:
             found.append(info.path)
     return sorted(found)
 
@@ -90,7 +93,7 @@ def resolve_table(results: str, table: str) -> tuple[pafs.FileSystem, list[str]]
         if kind == pafs.FileType.File:
             return fs, [candidate]
         if kind == pafs.FileType.Directory:
-            return fs, _nonempty(fs, candidate, results)
+            return fs, _nonempty(fs, candidate, table, results)
     other = next(t for t in TABLES if t != table)
     name = root.rstrip("/").rsplit("/", 1)[-1]
     has_other = any(
@@ -102,11 +105,11 @@ def resolve_table(results: str, table: str) -> tuple[pafs.FileSystem, list[str]]
             f"RESULTS '{results}' holds the {other} table, but this needs the {table} table; "
             f"pass the sweep directory or the {table} dataset"
         )
-    return fs, _nonempty(fs, root, results)
+    return fs, _nonempty(fs, root, table, results)
 
 
-def _nonempty(fs: pafs.FileSystem, root: str, results: str) -> list[str]:
-    files = _parquet_files(fs, root)
+def _nonempty(fs: pafs.FileSystem, root: str, table: str, results: str) -> list[str]:
+    files = _parquet_files(fs, root, table)
     if not files:
         raise UserError(
             f"RESULTS '{results}' holds no Parquet files (expected a sweep directory with "

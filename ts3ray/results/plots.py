@@ -22,7 +22,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from ts3ray.errors import UserError
+from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import (
     SWEEP_PARAMS, TRIAL, check_metric, drop_early_stopped, final_level, percent_scale,
     prepare, settings_in_order,
@@ -36,7 +36,7 @@ PANEL_SIZE = (5.0, 3.6)
 class PlotOptions:
     metric: str = DEFAULT_METRIC
     by: tuple[str, ...] = ("variant",)  # line grouping; "trial" groups per trial
-    round: str | None = None  # epochs plots: None = all rounds, "last", or an integer
+    round: int | str | None = None  # epochs plots: None = all rounds, "last", or an integer
     round_lines: bool = False  # curves: vertical lines at IMP round boundaries
 
 
@@ -69,16 +69,23 @@ def _groups(df: pd.DataFrame):
         yield label, df[df["_group"] == label]
 
 
-def _select_round(df: pd.DataFrame, which: str | None) -> pd.DataFrame:
+def parse_round(which) -> int | str:
+    """An IMP round as an integer, or 'last' (each trial's highest round)."""
+    if which == "last":
+        return which
+    try:
+        return int(which)
+    except (TypeError, ValueError):
+        raise ConfigError("--round", which, "an integer round or 'last'") from None
+
+
+def _select_round(df: pd.DataFrame, which) -> pd.DataFrame:
     if which is None:
         return df
+    which = parse_round(which)
     if which == "last":
-        last = df.groupby(TRIAL)["round"].transform("max")
-        return df[df["round"] == last]
-    try:
-        return df[df["round"] == int(which)]
-    except ValueError:
-        raise UserError(f"--round={which!r} is not allowed: an integer round or 'last'") from None
+        return df[df["round"] == df.groupby(TRIAL)["round"].transform("max")]
+    return df[df["round"] == which]
 
 
 def _nonempty(df: pd.DataFrame, what: str) -> pd.DataFrame:

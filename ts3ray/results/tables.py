@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ts3ray.errors import ConfigError, UserError
+from ts3ray.errors import UserError
 from ts3ray.results.load import (
     SWEEP_PARAMS, check_metric, drop_early_stopped, final_level, percent_scale,
     prepare, setting_label, settings_in_order,
@@ -53,8 +53,8 @@ class Trials:
 
 def full_budget(levels: pd.DataFrame, opts: TableOptions, required, what: str) -> Trials:
     """Check columns and metric, drop early-stopped trials, scale the metric to percent."""
-    df = prepare(levels, "levels", [*required, opts.metric], what)
-    check_metric(df, opts.metric, "levels")
+    check_metric(levels, opts.metric, "levels")
+    df = prepare(levels, "levels", required, what)
     df, n_stopped = drop_early_stopped(df)
     if df.empty:
         raise UserError(f"{what}: RESULTS holds no full-budget trials "
@@ -173,19 +173,11 @@ def _group_blocks(df: pd.DataFrame, block_keys: list[str]):
         yield ", ".join(str(v) for v in combo), df[mask]
 
 
-def _check_rows(df: pd.DataFrame, rows: tuple[str, ...]) -> None:
-    missing = [r for r in rows if r not in df.columns]
-    if missing:
-        raise ConfigError("rows", ",".join(rows), "columns of the levels table, e.g. "
-                          f"variant, arch, variant,arch (missing: {', '.join(missing)})")
-
-
 def sparsity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     """Tables VIII / XI: mean ± std of the metric per row key and sparsity level."""
     what = "sparsity"
     trials = full_budget(levels, opts, ["sparsity", *opts.rows], what)
     df = trials.rows
-    _check_rows(df, opts.rows)
     df = df.assign(_level=(df["sparsity"].astype(float) * 100).round(1))
     row_key, block_keys = opts.rows[-1], ["_setting", *opts.rows[:-1]]
     blocks = []
@@ -216,7 +208,6 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     what = "compare"
     required = ["sparsity", *opts.rows, *(c for c, _ in PARAM_COLUMNS)]
     trials = full_budget(levels, opts, required, what)
-    _check_rows(trials.rows, opts.rows)
     final = final_level(trials.rows, opts.sparsity)
     final = final.assign(_noise=[setting_label(d, n, r, with_dataset=False) for d, n, r in
                                  zip(final["dataset"], final["noise"], final["noise_rate"])])
