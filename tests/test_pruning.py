@@ -225,3 +225,20 @@ def test_gpu_masks_match_cpu_and_apply_without_host_sync():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert P.nonzero_params(gpu) < P.total_params(gpu)
+
+
+def test_many_ties_match_a_stable_sort_of_the_magnitudes():
+    model = nn.Sequential(nn.Linear(20, 30, bias=False), nn.Linear(30, 10, bias=False), nn.Linear(10, 2))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in (model[0], model[1]):  # magnitudes in {0, 1, 2, 3}: heavy ties
+            layer.weight.copy_(torch.randint(-3, 4, layer.weight.shape, generator=g).float())
+    masks = P.init_masks(model)
+    for _ in range(3):
+        flat_keep = torch.cat([m.flatten() for m in masks.values()])
+        magnitude = torch.cat([model[0].weight.abs().flatten(), model[1].weight.abs().flatten()])
+        survivors = flat_keep.nonzero().flatten()
+        order = survivors[torch.sort(magnitude[survivors].detach(), stable=True).indices]
+        flat_keep[order[: math.ceil(Fraction("0.3") * len(survivors))]] = False
+        masks = P.global_magnitude_prune(model, masks, 0.3)
+        assert torch.equal(torch.cat([m.flatten() for m in masks.values()]), flat_keep)

@@ -54,11 +54,21 @@ def global_magnitude_prune(model: nn.Module, masks: Masks, fraction: float) -> M
     with torch.no_grad():
         magnitude = torch.cat([params[n].detach().abs().flatten().to(keep.device) for n in names])
     count = prune_count(fraction, int(keep.sum()))
-    score = torch.where(keep, magnitude, torch.full_like(magnitude, math.inf))
-    order = torch.sort(score, stable=True).indices  # already-pruned weights sort last
-    keep[order[:count]] = False  # `keep` is a fresh tensor from torch.cat
+    if count > 0:
+        score = torch.where(keep, magnitude, torch.full_like(magnitude, math.inf))
+        keep &= ~_smallest(score, count)  # `keep` is a fresh tensor from torch.cat
     pieces = keep.split([masks[n].numel() for n in names])
     return {n: piece.view_as(masks[n]).clone() for n, piece in zip(names, pieces)}
+
+
+def _smallest(score: torch.Tensor, count: int) -> torch.Tensor:
+    """Boolean selection of the `count` smallest scores; among equal scores at the cut the
+    earliest positions win, so the result is the same as a stable sort's first `count`."""
+    threshold = torch.kthvalue(score, count).values
+    below = score < threshold
+    at = score == threshold
+    rank_at = torch.cumsum(at, dim=0)  # 1, 2, ... over the tied entries, in position order
+    return below | (at & (rank_at <= count - below.sum()))
 
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:
