@@ -27,9 +27,10 @@ from ts3ray.results.load import (
     SWEEP_PARAMS, TRIAL, check_metric, drop_early_stopped, final_level, percent_scale,
     prepare, settings_in_order,
 )
-from ts3ray.results.tables import DEFAULT_METRIC, sort_values
+from ts3ray.results.tables import DEFAULT_METRIC, display_order
 
 PANEL_SIZE = (5.0, 3.6)
+MAX_LEGEND = 20  # more lines than this (e.g. --by trial on a big sweep): no legend
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,24 @@ def _group_column(df: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
     if missing:
         raise UserError(f"--by: column(s) {', '.join(missing)} not in the results "
                         "(use trial, variant, arch or another config column)")
-    labels = df[keys].astype(str).agg(" / ".join, axis=1)
-    ranks = {k: {v: i for i, v in enumerate(sort_values(k, df[k]))} for k in keys}
-    order = df[keys].apply(lambda row: tuple(ranks[k][row[k]] for k in keys), axis=1)
-    return df.assign(_group=labels, _group_order=order)
+    labels = df[keys[0]].astype(str)
+    for k in keys[1:]:
+        labels = labels + " / " + df[k].astype(str)
+    ranks = [df[k].map({v: i for i, v in enumerate(display_order(k, df[k]))}) for k in keys]
+    return df.assign(_group=labels, _group_order=list(zip(*ranks)))
 
 
 def _groups(df: pd.DataFrame):
-    firsts = df.drop_duplicates("_group").sort_values("_group_order")
-    for label in firsts["_group"]:
-        yield label, df[df["_group"] == label]
+    """(label, rows) per line group, in display order."""
+    parts = sorted(df.groupby("_group", sort=False), key=lambda kv: kv[1]["_group_order"].iloc[0])
+    yield from parts
+
+
+def _legend(ax) -> None:
+    """A legend, unless there are too many lines for one to be readable."""
+    named = [l for l in ax.get_lines() if not l.get_label().startswith("_")]
+    if 0 < len(named) <= MAX_LEGEND:
+        ax.legend(fontsize="small")
 
 
 def parse_round(which) -> int | str:
@@ -116,7 +125,7 @@ def plot_sparsity(levels: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Fi
         ax.set_xlabel("sparsity (%)")
         ax.set_ylabel(f"test accuracy{unit}" if unit else opts.metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        _legend(ax)
     if n_stopped:
         fig.suptitle(f"{n_stopped} early-stopped trials left out", fontsize="small")
     return fig
@@ -149,7 +158,7 @@ def plot_curves(epochs: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Figu
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"test accuracy{unit}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        _legend(ax)
     return fig
 
 
@@ -176,8 +185,7 @@ def plot_precision(epochs: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> F
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{name}{unit}")
         ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize="small")
+        _legend(ax)
     return fig
 
 

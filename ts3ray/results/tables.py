@@ -65,7 +65,7 @@ def full_budget(levels: pd.DataFrame, opts: TableOptions, required, what: str) -
     return Trials(df, unit, notes)
 
 
-def sort_values(column: str, values) -> list:
+def display_order(column: str, values) -> list:
     """Distinct values in display order: paper order for variants, natural order otherwise."""
     distinct = list(dict.fromkeys(values))
     if column == "variant":
@@ -82,10 +82,11 @@ def _std_note(blocks: list[Block]) -> list[str]:
 # -- Table IX: parameter sensitivity ----------------------------------------------------
 
 def format_param(name: str, value: float) -> str:
-    """Row label of a parameter value: integers for E1/E2, two decimals otherwise."""
+    """Row label of a parameter value: integers for E1/E2, else two decimals (as Table IX)
+    unless the value needs more (0.125)."""
     if SWEEP_PARAMS[name].integer:
         return f"{int(round(value))}"
-    return f"{value:.2f}"
+    return f"{value:.2f}" if round(value, 2) == value else f"{value:g}"
 
 
 def infer_base(trials: pd.DataFrame, params, given: dict[str, float] | None) -> dict[str, float]:
@@ -156,16 +157,16 @@ def level_label(percent: float) -> str:
     return f"{percent:g}"
 
 
-def ordered(df: pd.DataFrame, column: str) -> list:
+def block_order(df: pd.DataFrame, column: str) -> list:
     """Distinct values of `column` in display order (settings by dataset, noise, rate)."""
     if column == "_setting":
         return settings_in_order(df)
-    return sort_values(column, df[column])
+    return display_order(column, df[column])
 
 
 def _group_blocks(df: pd.DataFrame, block_keys: list[str]):
     """(block key text, its rows) per distinct combination of `block_keys`, in order."""
-    ranks = {k: {v: i for i, v in enumerate(ordered(df, k))} for k in block_keys}
+    ranks = {k: {v: i for i, v in enumerate(block_order(df, k))} for k in block_keys}
     combos = list(df[block_keys].drop_duplicates().itertuples(index=False, name=None))
     combos.sort(key=lambda combo: tuple(ranks[k][v] for k, v in zip(block_keys, combo)))
     for combo in combos:
@@ -184,7 +185,7 @@ def sparsity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     for key, part in _group_blocks(df, block_keys):
         levels_in = sorted(part["_level"].unique())
         rows = []
-        for value in sort_values(row_key, part[row_key]):
+        for value in display_order(row_key, part[row_key]):
             mine = part[part[row_key] == value]
             rows.append(Row(str(value), [summarize(mine.loc[mine["_level"] == lv, "_value"])
                                          for lv in levels_in]))
@@ -216,7 +217,7 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     for key, part in _group_blocks(final, block_keys):
         noises = list(dict.fromkeys(part.sort_values(["noise", "noise_rate"])["_noise"]))
         rows = []
-        for value in sort_values(row_key, part[row_key]):
+        for value in display_order(row_key, part[row_key]):
             mine = part[part[row_key] == value]
             cells = [summarize(mine.loc[mine["_noise"] == n, "_value"]) for n in noises]
             for column, _ in PARAM_COLUMNS:  # mean count over the row's trials, no std
