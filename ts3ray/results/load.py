@@ -5,8 +5,10 @@ RESULTS may be a sweep directory `<storage>/<name>`, its `results/` directory, a
 `levels.parquet` / `epochs.parquet`, a directory of such run directories, or one
 `.parquet` file; local paths and `pyarrow.fs`
 URIs (`s3://...`) both work. Files are found recursively; names starting with `.` or `_`
-(temporary files of the atomic writer) are skipped. Schemas of the files are unified, so a
-column that is null in one file and filled in another reads as one column.
+(temporary files of the atomic writer) are skipped, and so are files of the other table.
+Schemas of the files are unified, so a column that is null in one file and filled in
+another reads as one column. Partition folder names (`key=value`) are not turned into
+columns: every row carries its own columns (docs/CONTRACTS.md).
 
 Only full-budget trials compare fairly: `drop_early_stopped` removes every row of a trial
 with `stopped_early == True` and says how many trials it removed.
