@@ -1,0 +1,183 @@
+"""`ts3ray sweep NAME [options] [key=value ...]` and `python sweeps/NAME.py [options]`.
+
+NAME is sensitivity | sparsity | search (plans.py). Runs on an embedded local Ray instance,
+or attaches to a cluster when `--address` is given or `RAY_ADDRESS` is set. Everything is
+validated (config values, data files, resource request) before any trial starts.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from ts3ray.config import parse_overrides
+from ts3ray.errors import UserError
+from ts3ray.tune.plans import PRESETS, SWEEPS, SweepPlan, parse_list
+from ts3ray.tune.resources import RaySettings, TrialResources, check_satisfiable, ray_session
+from ts3ray.tune.runner import SweepOptions, SweepOutcome, run_plan
+
+STORAGE_ENV = "TS3RAY_STORAGE"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config values for every trial (e.g. epochs=20 data_root=/data)")
+    parser.add_argument("--preset", choices=("quick", "paper"), default="quick",
+                        help="quick: digits, short schedule, whole grid; paper: Sec. IV settings")
+    parser.add_argument("--settings", help="DATASET:NOISE:RATE,... (default: the preset's)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    where = parser.add_argument_group("storage and resume")
+    where.add_argument("--storage", help=f"local path or URI (default ${STORAGE_ENV} or "
+                                         "./ray_results)")
+    where.add_argument("--name", help="experiment name (default NAME-PRESET)")
+    where.add_argument("--resume", action="store_true", help="finish an interrupted sweep")
+    where.add_argument("--max-failures", type=int, default=0, metavar="N",
+                       help="retry a crashed trial N times from its last checkpoint")
+    where.add_argument("--checkpoint-every", type=int, metavar="K",
+                       help="checkpoint every K epochs (default: the preset's)")
+    res = parser.add_argument_group("resources")
+    res.add_argument("--cpus-per-trial", type=float, default=1.0)
+    res.add_argument("--gpus-per-trial", type=float, default=0.0,
+                     help="fractions pack trials on one GPU (0.25: four per GPU)")
+    res.add_argument("--num-cpus", type=int, help="embedded local Ray: CPUs (default: all)")
+    res.add_argument("--num-gpus", type=int, help="embedded local Ray: GPUs (logical on CPU)")
+    res.add_argument("--address", help="attach to a running cluster (e.g. auto)")
+    res.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    sched = parser.add_argument_group("early stopping")
+    sched.add_argument("--scheduler", choices=("none", "asha"),
+                       help="asha: stop weak trials early (default: none; search: asha)")
+    sched.add_argument("--grace-period", type=int,
+                       help="ASHA: epochs (over all levels) before a trial may be stopped")
+    sched.add_argument("--reduction-factor", type=float, default=2.0)
+    parser.add_argument("--verbose", type=int, default=0, help="Tune's own output (0-3)")
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    add_common_arguments(parser)
+    SWEEPS[name].add_arguments(parser)
+    parser.set_defaults(sweep=name)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="sweep", metavar="NAME", required=True)
+    for name, kind in SWEEPS.items():
+        add_sweep_arguments(sub.add_parser(name, help=kind.help), name)
+
+
+def run_sweep(name: str, argv: list[str]) -> int:
+    """Entry point of `sweeps/NAME.py`: parse `argv`, run, turn UserError into exit 2."""
+    parser = argparse.ArgumentParser(prog=f"sweeps/{name}.py", description=SWEEPS[name].help)
+    add_sweep_arguments(parser, name)
+    args = parser.parse_args(argv)
+    try:
+        return main(args)
+    except UserError as err:
+        print(f"ts3ray: error: {err}", file=sys.stderr)
+        return err.exit_code
+
+
+# -- from arguments to a plan and options --------------------------------------------------
+def absolute(path_or_uri: str) -> str:
+    """Relative local paths break inside trial working directories: make them absolute."""
+    return path_or_uri if "://" in path_or_uri else str(Path(path_or_uri).expanduser().resolve())
+
+
+def base_values(args, preset) -> dict:
+    values = {**preset.values, **parse_overrides(args.overrides)}
+    values["data_root"] = absolute(str(values.get("data_root", "data")))
+    return values
+
+
+def sweep_options(args, plan: SweepPlan, preset) -> SweepOptions:
+    every = args.checkpoint_every or preset.checkpoint_every
+    if every < 1:
+        raise UserError(f"--checkpoint-every={every} is not allowed: K >= 1")
+    if args.max_failures < 0:
+        raise UserError(f"--max-failures={args.max_failures} is not allowed: N >= 0")
+    num_samples = getattr(args, "num_samples", None) or preset.num_samples
+    if num_samples < 1:
+        raise UserError(f"--num-samples={num_samples} is not allowed: >= 1")
+    return SweepOptions(
+        name=args.name or f"{args.sweep}-{args.preset}",
+        storage=absolute(args.storage or os.environ.get(STORAGE_ENV) or "ray_results"),
+        resources=TrialResources(args.cpus_per_trial, args.gpus_per_trial),
+        scheduler=args.scheduler or SWEEPS[args.sweep].default_scheduler,
+        grace_period=args.grace_period or preset.grace_period,
+        reduction_factor=args.reduction_factor,
+        max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures,
+        checkpoint_every=every,
+        num_samples=num_samples,
+        sampler=getattr(args, "sampler", "tpe"),
+        seed=args.seed_list[0],
+        optuna_storage=getattr(args, "optuna_storage", None),
+        resume=args.resume,
+        verbose=args.verbose,
+    )
+
+
+def build(args) -> tuple[SweepPlan, SweepOptions]:
+    """Validate everything (configs, data files, options) before Ray starts."""
+    preset = PRESETS[args.sweep][args.preset]
+    args.settings = args.settings or preset.settings
+    args.seed_list = parse_list("--seeds", args.seeds, int)
+    plan = SWEEPS[args.sweep].plan(args, base_values(args, preset))
+    return plan, sweep_options(args, plan, preset)
+
+
+# -- output ---------------------------------------------------------------------------------
+def print_table(plan: SweepPlan, opts: SweepOptions, args) -> None:
+    """The sweep's paper-style table (levels rows), or the best trials of a search."""
+    from ts3ray.results.load import read_table
+    from ts3ray.results.render import render_md
+    from ts3ray.results.tables import TableOptions, sensitivity_table, sparsity_table
+
+    levels = read_table(opts.results_uri, "levels")
+    if plan.table == "sensitivity":
+        params = tuple(parse_list("--params", args.params))
+        model = sensitivity_table(levels, TableOptions(params=params))
+    elif plan.table == "sparsity":
+        rows = ("arch", "variant") if levels["arch"].nunique() > 1 else ("variant",)
+        model = sparsity_table(levels, TableOptions(rows=rows))
+    else:
+        print(best_trials(levels))
+        return
+    print(render_md(model))
+
+
+def best_trials(levels, top: int = 10) -> str:
+    """Full-budget search trials ranked by acc_sparse_last at their highest level."""
+    last = levels.sort_values("round").drop_duplicates("trial_id", keep="last")
+    full = last[~last["stopped_early"].astype(bool)]
+    columns = ["trial_id", "lam", "tau", "gamma", "e1", "e2", "sparsity", "acc_sparse_last"]
+    ranked = full.sort_values("acc_sparse_last", ascending=False)[columns].head(top)
+    return (f"best {len(ranked)} of {len(full)} full-budget trials "
+            f"({len(last) - len(full)} stopped early):\n{ranked.to_string(index=False)}")
+
+
+def summary(outcome: SweepOutcome, opts: SweepOptions, seconds: float) -> str:
+    return (f"{outcome.trials} trials in {seconds:.0f} s: {outcome.completed} full budget, "
+            f"{outcome.stopped_early} stopped early, {len(outcome.errors)} failed; results in "
+            f"{opts.results_uri}/epochs and {opts.results_uri}/levels")
+
+
+def main(args) -> int:
+    plan, opts = build(args)
+    settings = RaySettings(args.address, args.num_cpus, args.num_gpus)
+    started = time.perf_counter()
+    with ray_session(settings):
+        import ray
+
+        check_satisfiable(opts.resources, ray.nodes())
+        what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
+        print(f"{'resuming' if opts.resume else 'starting'} sweep {opts.name} ({plan.sweep}, "
+              f"{what}) in {opts.experiment_path}", file=sys.stderr, flush=True)
+        outcome = run_plan(plan, opts)
+    for line in outcome.errors:
+        print(f"failed: {line}", file=sys.stderr)
+    print(summary(outcome, opts, time.perf_counter() - started))
+    if outcome.completed:
+        print_table(plan, opts, args)
+    return 1 if outcome.errors else 0

@@ -1,0 +1,106 @@
+"""Per-trial Parquet files of a sweep: `<results>/epochs/<trial_id>.parquet` and
+`<results>/levels/<trial_id>.parquet` (docs/CONTRACTS.md, "Parquet results").
+
+One file per trial and table, always rewritten whole and atomically: a retried trial
+replaces its own rows instead of adding a second copy, and the files of finished trials
+survive a crash of the driver. `results` is a local directory or a `pyarrow.fs` URI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ts3ray.results.writer import epoch_table, level_table, resolve, write_atomic
+
+TABLE_BUILDERS = {"epochs": epoch_table, "levels": level_table}
+
+# Columns a sweep adds to both tables, with fixed types so that every trial's file has the
+# same schema (a column that is None in every row would otherwise be typed `null`).
+SWEEP_COLUMNS: dict[str, pa.DataType] = {
+    "sweep": pa.string(),
+    "trial_id": pa.string(),
+    "attempt": pa.int64(),
+    "node": pa.string(),
+    "stopped_early": pa.bool_(),
+    "stopped_at_epoch": pa.int64(),
+    "started_at": pa.float64(),  # wall-clock start of this attempt (time.time())
+}
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    """What a sweep records about the trial beside the run's own rows."""
+
+    sweep: str
+    trial_id: str
+    attempt: int
+    node: str
+    started_at: float
+    stopped_early: bool = False
+    stopped_at_epoch: int | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SWEEP_COLUMNS}
+
+
+def trial_path(results: str, table: str, trial_id: str) -> str:
+    return f"{str(results).rstrip('/')}/{table}/{trial_id}.parquet"
+
+
+def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
+    """`table` + the sweep columns (replacing them if present); null columns made float."""
+    for name, kind in SWEEP_COLUMNS.items():
+        column = pa.array([getattr(info, name)] * table.num_rows, type=kind)
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):  # e.g. select_rate=None: a float column of nulls
+            table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
+    return table
+
+
+def write_trial(results: str, info: TrialInfo, run) -> None:
+    """Write all rows `run` holds so far (epochs and, once a level is done, levels)."""
+    config_values = run.config.to_dict()
+    for table, rows in (("epochs", run.epoch_rows), ("levels", run.level_rows)):
+        if rows:
+            built = TABLE_BUILDERS[table](rows, config_values)
+            write_atomic(with_sweep_columns(built, info), trial_path(results, table, info.trial_id))
+
+
+def read_trial(results: str, table: str, trial_id: str) -> pa.Table | None:
+    fs, path = resolve(trial_path(results, table, trial_id))
+    if fs.get_file_info(path).type.name != "File":
+        return None
+    with fs.open_input_file(path) as handle:
+        return pq.read_table(handle)
+
+
+def previous_attempt(results: str, trial_id: str) -> int:
+    """The highest attempt recorded for this trial so far (0 when it never wrote rows)."""
+    table = read_trial(results, "epochs", trial_id)
+    if table is None or table.num_rows == 0:
+        return 0
+    return int(pc.max(table.column("attempt")).as_py())
+
+
+def mark_stopped(results: str, trial_id: str, stopped_early: bool, last_epoch: int) -> None:
+    """Rewrite the trial's files with the driver's verdict (ASHA stops trials silently)."""
+    for table_name in TABLE_BUILDERS:
+        table = read_trial(results, table_name, trial_id)
+        if table is None:
+            continue
+        n = table.num_rows
+        for name, values in (
+            ("stopped_early", [stopped_early] * n),
+            ("stopped_at_epoch", [last_epoch if stopped_early else None] * n),
+        ):
+            column = pa.array(values, type=SWEEP_COLUMNS[name])
+            table = table.set_column(table.column_names.index(name), name, column)
+        write_atomic(table, trial_path(results, table_name, trial_id))

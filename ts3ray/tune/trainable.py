@@ -1,0 +1,126 @@
+"""The Ray Tune function trainable: one lottery run per trial.
+
+The trial's config holds the `RunConfig` fields as top-level keys (so Tune's `config/<name>`
+columns and Optuna see them), optionally a `cell` dict of per-trial values (grid sweeps),
+and sweep keys starting with `_`. The dataset is loaded on the worker from `data_root`
+(an absolute path set by the driver), never shipped in a closure.
+
+After every epoch the trial writes its Parquet files (results.py), then reports all epoch
+metrics with `global_epoch` as the time axis across IMP rounds; every `_checkpoint_every`
+epochs (and at the end) the report carries a checkpoint of the full run state, from which
+a retried or resumed trial continues.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ts3ray.config import FIELD_NAMES, make_config
+from ts3ray.tune import results
+
+STATE_FILE = "state.pt"
+CELL = "cell"
+SWEEP = "_sweep"
+RESULTS = "_results"
+CHECKPOINT_EVERY = "_checkpoint_every"
+CRASH_AT_EPOCH = "_crash_at_epoch"  # tests only: kill the worker once at this epoch
+
+
+def run_values(trial_config: dict[str, Any]) -> dict[str, Any]:
+    """The RunConfig fields of a trial: top-level fields, then the grid cell's values."""
+    merged = {**trial_config, **trial_config.get(CELL, {})}
+    return {k: v for k, v in merged.items() if k in FIELD_NAMES}
+
+
+def sweep_value(trial_config: dict[str, Any], key: str, default=None):
+    return trial_config.get(CELL, {}).get(key, trial_config.get(key, default))
+
+
+def trial_cpus(trial_config: dict[str, Any]) -> int:
+    """Whole CPUs Ray gave this trial (at least 1): torch's thread count."""
+    from ray import tune
+
+    try:
+        cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    except Exception:  # outside a Tune session (direct calls in tests)
+        cpus = 1
+    return max(1, int(cpus))
+
+
+def assigned_device(requested: str) -> str:
+    """The GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES), else the CPU."""
+    import ray
+
+    if requested != "auto":
+        return requested
+    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+
+
+def report(metrics: dict[str, Any], run, with_checkpoint: bool) -> None:
+    """`tune.report`, with a checkpoint of the full run state (state.pt) when asked."""
+    from ray import tune
+
+    if not with_checkpoint:
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory(prefix="ts3ray-ckpt-") as directory:
+        torch.save(run.state_dict(), Path(directory) / STATE_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def load_checkpoint(run, checkpoint) -> None:
+    with checkpoint.as_directory() as directory:
+        state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+    run.load_state_dict(state)
+
+
+def crash_once(trial_config: dict[str, Any], global_epoch: int) -> None:
+    """Tests: end the worker process abruptly the first time `global_epoch` is reached."""
+    from ray import tune
+
+    if sweep_value(trial_config, CRASH_AT_EPOCH) != global_epoch:
+        return
+    marker = Path(tune.get_context().get_trial_dir()) / f"crashed-at-{global_epoch}"
+    if not marker.exists():
+        marker.write_text("crashed once\n")
+        os._exit(1)
+
+
+def lottery_trainable(trial_config: dict[str, Any]) -> None:
+    """Run (or continue) one lottery run, reporting every epoch to Tune."""
+    import ray
+    from ray import tune
+
+    from ts3ray.run import LotteryRun
+
+    started_at = time.time()
+    torch.set_num_threads(trial_cpus(trial_config))
+    values = run_values(trial_config)
+    values["device"] = assigned_device(str(values.get("device", "auto")))
+    config = make_config(values)
+    run = LotteryRun(config)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        load_checkpoint(run, checkpoint)
+
+    results_uri = trial_config[RESULTS]
+    trial_id = tune.get_context().get_trial_id()
+    info = results.TrialInfo(
+        sweep=trial_config[SWEEP],
+        trial_id=trial_id,
+        attempt=results.previous_attempt(results_uri, trial_id) + 1,
+        node=ray.get_runtime_context().get_node_id(),
+        started_at=started_at,
+    )
+    every = int(trial_config.get(CHECKPOINT_EVERY, 1))
+    for record in run.epochs():
+        crash_once(trial_config, record["global_epoch"])
+        results.write_trial(results_uri, info, run)
+        due = run.done or run.global_epoch % every == 0
+        metrics = {**record, "total_epochs": run.total_epochs, "attempt": info.attempt}
+        report(metrics, run, with_checkpoint=due)
