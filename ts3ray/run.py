@@ -22,6 +22,7 @@ from torch import nn
 from ts3ray import pruning
 from ts3ray.config import RunConfig
 from ts3ray.data import DeviceBatches, ImageDataset, apply_label_noise, load_dataset
+from ts3ray.data.batches import eval_batches
 from ts3ray.method.selection import make_selector
 from ts3ray.method.stages import STAGES, EpochContext, EpochStats, Net, Pair
 from ts3ray.method.variants import VARIANTS
@@ -55,19 +56,14 @@ class TrainingData:
     device: torch.device
     eval_batch_size: int
 
-    def _normalised(self, x_uint8: torch.Tensor) -> Iterator[torch.Tensor]:
-        mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
-        for start in range(0, x_uint8.shape[0], self.eval_batch_size):
-            chunk = x_uint8[start : start + self.eval_batch_size]
-            yield (chunk.float().div_(255.0) - mean) / std
+    def _in_order(self, x_uint8: torch.Tensor, y: torch.Tensor):
+        return eval_batches(x_uint8, y, batch_size=self.eval_batch_size, mean=self.dataset.mean,
+                            std=self.dataset.std, device=self.device)
 
     def train_eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The training set in order, no augmentation, with the noisy labels (for GMM)."""
-        labels = self.batches.y
-        for i, x in enumerate(self._normalised(self.batches.x)):
-            start = i * self.eval_batch_size
-            yield x, labels[start : start + x.shape[0]]
+        for x, y, _ in self._in_order(self.batches.x, self.batches.labels):
+            yield x, y
 
     @torch.no_grad()
     def accuracy(self, model: nn.Module) -> torch.Tensor:
@@ -75,11 +71,8 @@ class TrainingData:
         was_training = model.training
         model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        start = 0
-        for x in self._normalised(self.test_x):
-            y = self.test_y[start : start + x.shape[0]]
+        for x, y, _ in self._in_order(self.test_x, self.test_y):
             correct += (model(x).argmax(dim=1) == y).sum()
-            start += x.shape[0]
         model.train(was_training)
         return correct.double() / self.test_y.shape[0]
 

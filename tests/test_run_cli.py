@@ -1,0 +1,110 @@
+"""`ts3ray run`: clear errors for bad values, Parquet outputs, checkpoint, kill and resume."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from ts3ray.cli import main
+
+BASE = ["dataset=digits", "noise=sym", "noise_rate=0.4", "epochs=3", "e1=1", "e2=1",
+        "rounds=1", "seed=0", "device=cpu"]
+
+BAD = [
+    (["lam=1.5"], "lam=1.5", "[0, 1]"),
+    (["gamma=-0.1"], "gamma=-0.1", "[0, 1]"),
+    (["tau=2"], "tau=2.0", "[0, 1]"),
+    (["e1=-1"], "e1=-1", ">= 0"),
+    (["e2=-2"], "e2=-2", ">= 0"),
+    (["e1=2", "e2=2"], "e1+e2=4", "at most epochs=3"),
+    (["prune_fraction=0"], "prune_fraction=0.0", "0 < p_f < 1"),
+    (["prune_fraction=1"], "prune_fraction=1.0", "0 < p_f < 1"),
+    (["rounds=-1"], "rounds=-1", ">= 0"),
+    (["noise_rate=0.9"], "noise_rate=0.9", "1 - 1/C"),
+    (["dataset=imagenet"], "dataset='imagenet'", "one of"),
+    (["arch=mlp9"], "arch='mlp9'", "one of"),
+    (["variant=best"], "variant='best'", "one of"),
+    (["noise=gaussian"], "noise='gaussian'", "one of"),
+    (["lam=abc"], "lam='abc'", "a number"),
+    (["colour=red"], "colour='red'", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("extra, names, allowed", BAD)
+def test_bad_values_give_one_clear_line_exit_2_and_write_nothing(tmp_path, capsys, extra, names, allowed):
+    out = tmp_path / "out"
+    code = main(["run", *BASE, *extra, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert names in err and allowed in err, err
+    assert not out.exists()
+
+
+def test_missing_dataset_files_name_the_path_and_the_fix(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", "dataset=mnist", f"data_root={tmp_path / 'nodata'}", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert str(tmp_path / "nodata") in err and "ts3ray data fetch mnist" in err
+    assert not out.exists()
+
+
+def test_run_writes_the_documented_parquet_files_and_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", *BASE, "--out", str(out), "--quiet"]) == 0
+    epochs = pq.read_table(out / "epochs.parquet").to_pandas()
+    levels = pq.read_table(out / "levels.parquet").to_pandas()
+    metric_cols = ["run_id", "round", "epoch", "global_epoch", "stage", "sparsity",
+                   "nonzero_params", "acc_sparse", "acc_dense", "label_precision",
+                   "relabel_count", "relabel_accuracy", "lr", "seconds"]
+    config_cols = ["dataset", "data_root", "noise", "noise_rate", "arch", "variant",
+                   "selection", "lam", "tau", "gamma", "epochs", "e1", "e2", "batch_size",
+                   "weight_decay", "prune_fraction", "rounds", "seed", "device"]
+    assert set(metric_cols + config_cols + ["base_lr"]) <= set(epochs.columns)
+    assert set(["run_id", "round", "sparsity", "nonzero_params", "acc_sparse_last",
+                "acc_sparse_best", "acc_dense_last", "lr"] + config_cols) <= set(levels.columns)
+    assert len(epochs) == 6 and list(epochs.global_epoch) == [1, 2, 3, 4, 5, 6]
+    assert list(epochs.stage) == ["warmup", "alternate", "refine"] * 2
+    assert list(levels["round"]) == [0, 1] and levels.sparsity.tolist()[1] == pytest.approx(0.5, abs=1e-4)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert {"models", "optimizers", "masks", "init_states", "rng", "level", "epoch"} <= set(state)
+    # running the same command again refuses to overwrite; --resume sees a finished run
+    assert main(["run", *BASE, "--out", str(out), "--quiet"]) == 2
+    assert main(["run", *BASE, "--out", str(out), "--resume", "--quiet"]) == 0
+    assert main(["run", *BASE, "lam=0.7", "--out", str(out), "--resume", "--quiet"]) == 2
+
+
+def read_rows(path):
+    table = pq.read_table(path).to_pandas().drop(columns=["seconds"], errors="ignore")
+    return table.fillna(-1.0).to_dict("records")
+
+
+def test_killed_run_resumes_to_the_same_numbers(tmp_path):
+    args = ["dataset=digits", "noise=sym", "noise_rate=0.4", "epochs=8", "e1=2", "e2=3",
+            "rounds=2", "seed=3", "device=cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    whole = tmp_path / "whole"
+    subprocess.run([sys.executable, "-m", "ts3ray.cli", "run", *args, "--out", str(whole),
+                    "--quiet"], check=True, env=env)
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "ts3ray.cli", "run", *args, "--out",
+                             str(cut), "--quiet"], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (cut / "epochs.parquet").exists() and pq.read_metadata(cut / "epochs.parquet").num_rows >= 10:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = pq.read_metadata(cut / "epochs.parquet").num_rows
+    assert 0 < partial < 24, "the kill should land mid-run"
+    code = subprocess.run([sys.executable, "-m", "ts3ray.cli", "run", *args, "--out", str(cut),
+                           "--resume", "--quiet"], env=env).returncode
+    assert code == 0
+    assert read_rows(cut / "epochs.parquet") == read_rows(whole / "epochs.parquet")
+    assert read_rows(cut / "levels.parquet") == read_rows(whole / "levels.parquet")
