@@ -32,11 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
                         help="save state and Parquet every K epochs (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--download", action="store_true",
+                        help="let torchvision download a missing dataset into data_root")
 
 
 def build_config(args):
     values = load_config_file(args.config) if args.config else {}
     values.update(parse_overrides(args.overrides))
+    if getattr(args, "download", False):  # fetch first, then validate as usual
+        from ts3ray.data import load_dataset
+
+        config = make_config(values, check_files=False)
+        load_dataset(config.dataset, config.data_root, download=True)
     return make_config(values)
 
 
