@@ -153,8 +153,8 @@ def best_trials(levels, top: int = 10) -> str:
     full = last[~last["stopped_early"].astype(bool)]
     columns = ["trial_id", "lam", "tau", "gamma", "e1", "e2", "sparsity", "acc_sparse_last"]
     ranked = full.sort_values("acc_sparse_last", ascending=False)[columns].head(top)
-    return (f"best {len(ranked)} of {len(full)} full-budget trials "
-            f"({len(last) - len(full)} stopped early):\n{ranked.to_string(index=False)}")
+    text = ranked.round(3).to_string(index=False)
+    return f"best {len(ranked)} of {len(full)} full-budget trials:\n{text}"
 
 
 def summary(outcome: SweepOutcome, opts: SweepOptions, seconds: float) -> str:
@@ -165,6 +165,9 @@ def summary(outcome: SweepOutcome, opts: SweepOptions, seconds: float) -> str:
 
 def main(args) -> int:
     plan, opts = build(args)
+    if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)
     started = time.perf_counter()
     with ray_session(settings):

@@ -99,6 +99,7 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
         yield
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if settings.attaches:
         ray.init(address=settings.address, log_to_driver=True)
     else:

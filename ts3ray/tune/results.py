@@ -7,6 +7,8 @@ survive a crash of the driver. `results` is a local directory or a `pyarrow.fs` 
 """
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,9 @@ SWEEP_COLUMNS: dict[str, pa.DataType] = {
     "node": pa.string(),
     "stopped_early": pa.bool_(),
     "stopped_at_epoch": pa.int64(),
+    "resumed_from": pa.int64(),  # global epoch this attempt restored (0: a fresh start)
     "started_at": pa.float64(),  # wall-clock start of this attempt (time.time())
+    "updated_at": pa.float64(),  # wall-clock time of this file's last write by the trial
 }
 
 
@@ -39,7 +43,9 @@ class TrialInfo:
     trial_id: str
     attempt: int
     node: str
+    resumed_from: int
     started_at: float
+    updated_at: float = 0.0
     stopped_early: bool = False
     stopped_at_epoch: int | None = None
 
@@ -67,6 +73,7 @@ def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
 
 def write_trial(results: str, info: TrialInfo, run) -> None:
     """Write all rows `run` holds so far (epochs and, once a level is done, levels)."""
+    info = dataclasses.replace(info, updated_at=time.time())
     config_values = run.config.to_dict()
     for table, rows in (("epochs", run.epoch_rows), ("levels", run.level_rows)):
         if rows:

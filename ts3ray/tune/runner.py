@@ -90,7 +90,7 @@ def make_scheduler(plan: SweepPlan, opts: SweepOptions):
                         reduction_factor=opts.reduction_factor)
 
 
-def _progress_callback():
+def _progress_callback(total: int):
     from ray import tune
 
     class TrialProgress(tune.Callback):
@@ -114,7 +114,7 @@ def _progress_callback():
             acc = last.get("acc_sparse")
             acc_text = f"acc_sparse={100 * acc:.2f}%" if acc is not None else "no result"
             epoch = f"epoch {last.get('global_epoch', 0)}/{last.get('total_epochs', '?')}"
-            print(f"[{self.finished}/{len(trials)}] {verdict} {trial.trial_id} {shown} "
+            print(f"[{self.finished}/{total}] {verdict} {trial.trial_id} {shown} "
                   f"{acc_text} at {epoch}", file=sys.stderr, flush=True)
 
     return TrialProgress()
@@ -135,7 +135,7 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
         storage_path=opts.storage,
         failure_config=tune.FailureConfig(max_failures=opts.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[_progress_callback()],
+        callbacks=[_progress_callback(num_samples * max(1, plan.num_trials))],
         verbose=opts.verbose,
     )
     tune_config = tune.TuneConfig(

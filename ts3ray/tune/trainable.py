@@ -12,6 +12,7 @@ a retried or resumed trial continues.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -99,6 +100,7 @@ def lottery_trainable(trial_config: dict[str, Any]) -> None:
     from ts3ray.run import LotteryRun
 
     started_at = time.time()
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
     torch.set_num_threads(trial_cpus(trial_config))
     values = run_values(trial_config)
     values["device"] = assigned_device(str(values.get("device", "auto")))
@@ -115,6 +117,7 @@ def lottery_trainable(trial_config: dict[str, Any]) -> None:
         trial_id=trial_id,
         attempt=results.previous_attempt(results_uri, trial_id) + 1,
         node=ray.get_runtime_context().get_node_id(),
+        resumed_from=run.global_epoch,
         started_at=started_at,
     )
     every = int(trial_config.get(CHECKPOINT_EVERY, 1))

@@ -1,0 +1,42 @@
+"""Shared fixtures: one local Ray instance for the Tune tests of a session.
+
+Started with its own short temporary directory and shut down at the end; tests never stop
+Ray processes they did not start (no `ray stop`).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", "RAY_AIR_NEW_OUTPUT": "0",
+           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+
+
+def ray_tmpdir() -> str:
+    """A short per-process directory (Ray's socket paths must stay under ~107 bytes)."""
+    path = f"/tmp/rt-ts3ray-{os.getpid()}"
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """A local Ray with 2 CPUs and 1 logical GPU (fractional GPU packing works on CPU)."""
+    ray = pytest.importorskip("ray")
+    saved = {k: os.environ.get(k) for k in [*RAY_ENV, "RAY_TMPDIR"]}
+    os.environ.update(RAY_ENV)
+    os.environ["RAY_TMPDIR"] = ray_tmpdir()
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+             _temp_dir=os.environ["RAY_TMPDIR"])
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(ray_tmpdir(), ignore_errors=True)

@@ -1,0 +1,127 @@
+"""Sweep planning, resource checks, the search space and per-trial Parquet files (no Ray)."""
+from __future__ import annotations
+
+import argparse
+
+import optuna
+import pyarrow.dataset as ds
+import pytest
+
+from ts3ray.config import make_config
+from ts3ray.errors import DataMissingError, UserError
+from ts3ray.run import LotteryRun
+from ts3ray.tune import results
+from ts3ray.tune.cli import add_arguments, build
+from ts3ray.tune.resources import TrialResources, check_satisfiable
+from ts3ray.tune.search import MethodSpace, make_searcher
+
+NODE_2CPU = {"Alive": True, "Resources": {"CPU": 2.0, "memory": 1e9}}
+NODE_GPU = {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 1.0}}
+
+
+def parse(argv: list[str]):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_sensitivity_quick_has_the_16_distinct_table_ix_configurations():
+    plan, opts = build(parse(["sensitivity", "--preset", "quick"]))
+    values = [{**plan.common, **cell} for cell in plan.cells]
+    assert len(values) == 16  # 5 blocks x 4 values, the base counted once
+    assert sorted({v["lam"] for v in values}) == [0.0, 0.5, 0.7, 1.0]
+    assert sorted({v["e2"] for v in values}) == [30, 45, 60, 80]
+    base = {"lam": 0.5, "tau": 0.7, "gamma": 0.5, "e1": 20, "e2": 60}
+    on_base = [v for v in values if all(v[k] == b for k, b in base.items())]
+    assert len(on_base) == 1
+    # every configuration changes at most one parameter from the base
+    assert all(sum(v[k] != b for k, b in base.items()) <= 1 for v in values)
+    assert all(v["e1"] + v["e2"] <= v["epochs"] for v in values)
+    assert set(plan.cells[0]) == {"lam", "tau", "gamma", "e1", "e2"}  # the rest is common
+    assert plan.common["data_root"].startswith("/")  # made absolute on the driver
+    assert opts.name == "sensitivity-quick" and opts.checkpoint_every == 10
+
+
+def test_sparsity_plan_crosses_fractions_variants_and_seeds():
+    plan, _ = build(parse(["sparsity", "--variants", "full,warm", "--seeds", "0,1",
+                           "epochs=4", "e1=1", "e2=1"]))
+    cells = plan.cells
+    assert len(cells) == 4 * 2 * 2
+    assert {(c["variant"], c["seed"], c["prune_fraction"]) for c in cells} == {
+        (v, s, p) for v in ("full", "warm") for s in (0, 1) for p in (0.3, 0.4, 0.5, 0.6)}
+    assert plan.common["rounds"] == 3 and plan.common["epochs"] == 4
+
+
+def test_paper_preset_without_data_fails_on_the_driver(tmp_path):
+    with pytest.raises(DataMissingError, match="cifar-10-batches-py"):
+        build(parse(["sensitivity", "--preset", "paper", f"data_root={tmp_path}"]))
+
+
+def test_bad_values_fail_with_one_line():
+    with pytest.raises(UserError, match="--params 'beta' is not allowed"):
+        build(parse(["sensitivity", "--params", "lam,beta"]))
+    with pytest.raises(UserError, match="--settings item 'cifar10:sym'"):
+        build(parse(["sparsity", "--settings", "cifar10:sym"]))
+    with pytest.raises(UserError, match="e1\\+e2"):
+        build(parse(["search", "epochs=5", "e1=3", "e2=3"]))
+
+
+def test_resource_request_that_no_node_holds_fails_with_the_fix():
+    with pytest.raises(UserError) as err:
+        check_satisfiable(TrialResources(cpu=1, gpu=0.5), [NODE_2CPU])
+    assert str(err.value) == (
+        "--gpus-per-trial=0.5 cannot be satisfied: no node has a GPU (cluster: 1 node(s), "
+        "2 CPU, 0 GPU); use --gpus-per-trial 0 or start Ray with GPUs (--num-gpus N for a "
+        "local run)")
+    with pytest.raises(UserError, match="--cpus-per-trial=4 cannot be satisfied: the largest "
+                                        "node has 2 CPU"):
+        check_satisfiable(TrialResources(cpu=4), [NODE_2CPU])
+    with pytest.raises(UserError, match="no single node has both"):  # 8 CPUs, GPU elsewhere
+        check_satisfiable(TrialResources(cpu=4, gpu=1),
+                          [{"Alive": True, "Resources": {"CPU": 8.0}},
+                           {"Alive": True, "Resources": {"CPU": 2.0, "GPU": 1.0}}])
+    check_satisfiable(TrialResources(cpu=2, gpu=0.25), [NODE_2CPU, NODE_GPU])  # fits
+    with pytest.raises(UserError, match="--gpus-per-trial=1.5"):
+        TrialResources(gpu=1.5)
+
+
+def test_define_by_run_space_keeps_e1_plus_e2_within_epochs():
+    space = MethodSpace(epochs=7)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    study.optimize(lambda t: (space(t), 0.0)[1], n_trials=60)
+    pairs = [(t.params["e1"], t.params["e2"]) for t in study.trials]
+    assert all(e1 + e2 <= 7 for e1, e2 in pairs)
+    assert max(e1 for e1, _ in pairs) >= 5  # the whole range of E1 is reachable
+    assert all(0 <= t.params["lam"] <= 1 for t in study.trials)
+
+
+def test_searcher_starts_with_the_paper_defaults():
+    base = make_config({"dataset": "digits", "epochs": 20, "e1": 5, "e2": 10}).to_dict()
+    searcher = make_searcher(base, seed=0)
+    first = searcher.suggest("t0")
+    assert first == {"lam": 0.5, "tau": 0.7, "gamma": 0.5, "e1": 5, "e2": 10}
+    second = searcher.suggest("t1")
+    assert second != first and second["e1"] + second["e2"] <= 20
+    with pytest.raises(UserError, match="--sampler='grid'"):
+        make_searcher(base, sampler="grid")
+
+
+def test_trial_files_are_replaced_not_appended_and_marked_stopped(tmp_path):
+    config = make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1, "rounds": 1})
+    run = LotteryRun(config)
+    info = results.TrialInfo(sweep="t", trial_id="abc_00000", attempt=1, node="n",
+                             resumed_from=0, started_at=1.0)
+    epochs = run.epochs()
+    next(epochs)
+    results.write_trial(str(tmp_path), info, run)
+    assert not (tmp_path / "levels").exists()  # no level finished yet
+    for _ in epochs:
+        results.write_trial(str(tmp_path), info, run)
+    assert results.previous_attempt(str(tmp_path), "abc_00000") == 1
+    results.mark_stopped(str(tmp_path), "abc_00000", True, 3)
+    table = ds.dataset(tmp_path / "epochs").to_table().to_pandas()
+    assert list(table["global_epoch"]) == [1, 2, 3, 4]  # one row per epoch, no duplicates
+    assert table["stopped_early"].all() and (table["stopped_at_epoch"] == 3).all()
+    levels = ds.dataset(tmp_path / "levels").to_table().to_pandas()
+    assert list(levels["round"]) == [0, 1] and levels["stopped_early"].all()
+    assert levels["select_rate"].dtype.kind == "f"  # None column typed float, not null
