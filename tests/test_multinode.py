@@ -1,0 +1,184 @@
+"""A sweep on a real two-node Ray cluster: a head and a second raylet started here.
+
+Both nodes are `ray start --block` subprocesses with one CPU each, in their own process
+groups, ended by process group (SIGTERM, then SIGKILL) — never `ray stop`, which would end
+every Ray on the machine. The sweep script attaches through RAY_ADDRESS, exactly as on a
+cluster, and the Parquet `node` column must show trials on both nodes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+
+pytest.importorskip("ray")
+
+REPO = Path(__file__).resolve().parents[1]
+RAY_CLI = Path(sys.executable).parent / "ray"
+START_TIMEOUT_S = 60
+STOP_GRACE_S = 10
+
+# The sweep: Table IX's lambda block (4 trials), 2 epochs x 2 IMP levels per trial.
+LAM_VALUES = [0.0, 0.5, 0.7, 1.0]
+EPOCHS, ROUNDS = 2, 1
+SWEEP_ARGS = ["--params", "lam", "--cpus-per-trial", "1", "--name", "mn",
+              f"epochs={EPOCHS}", "e1=1", "e2=1", f"rounds={ROUNDS}"]
+
+# Prints the alive nodes as JSON once `want` of them have joined.
+WAIT_FOR_NODES = """
+import json, sys, time, ray
+want, deadline = int(sys.argv[1]), time.time() + float(sys.argv[2])
+ray.init(logging_level="ERROR", log_to_driver=False)
+while True:
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    if len(alive) >= want or time.time() > deadline:
+        break
+    time.sleep(0.5)
+print(json.dumps([{"id": n["NodeID"], "head": "node:__internal_head__" in n["Resources"],
+                   "cpus": n["Resources"].get("CPU", 0)} for n in alive]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_env(temp_dir: str, address: str) -> dict[str, str]:
+    """One environment for every process of the test cluster and its drivers.
+
+    Ray 2.60 enables token authentication; a fresh token passed by environment keeps the
+    test independent of ~/.ray/auth_token and of any other Ray on the machine.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update({
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_TMPDIR": temp_dir,
+        "RAY_ADDRESS": address,
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # SIGTERM: stop now, no 30 s drain
+        "RAY_AIR_NEW_OUTPUT": "0",
+        "PYTHONPATH": str(REPO),
+    })
+    return env
+
+
+def end_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group we started, wait, then SIGKILL what is left."""
+    for sig, wait_s in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        # the leader is gone; its children may linger briefly in the group
+        deadline = time.time() + wait_s
+        while time.time() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+@dataclass
+class TwoNodeCluster:
+    address: str
+    env: dict[str, str]
+    head_id: str
+    worker_id: str
+
+
+def start_node(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen([str(RAY_CLI), "start", "--block", "--num-gpus=0",
+                                 "--disable-usage-stats", *args],
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=REPO)
+
+
+@pytest.fixture
+def two_node_cluster(tmp_path):
+    if not RAY_CLI.exists():
+        pytest.skip(f"no ray CLI next to {sys.executable}")
+    temp_dir = f"/tmp/rt-mn-{os.getpid()}"  # short: Ray's socket paths must stay < 108 bytes
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    env = cluster_env(temp_dir, address)
+    nodes: list[subprocess.Popen] = []
+    try:
+        nodes.append(start_node(["--head", f"--port={port}", "--num-cpus=1",
+                                 "--include-dashboard=false", f"--temp-dir={temp_dir}"],
+                                env, tmp_path / "head.log"))
+        nodes.append(start_node([f"--address={address}", "--num-cpus=1",
+                                 f"--temp-dir={temp_dir}"], env, tmp_path / "worker.log"))
+        waited = subprocess.run([sys.executable, "-c", WAIT_FOR_NODES, "2", str(START_TIMEOUT_S)],
+                                env=env, capture_output=True, text=True,
+                                timeout=START_TIMEOUT_S + 30)
+        logs = "".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*.log"))
+        assert waited.returncode == 0, waited.stderr[-3000:] + logs
+        alive = json.loads(waited.stdout.strip().splitlines()[-1])
+        assert len(alive) == 2 and all(n["cpus"] == 1 for n in alive), (alive, logs)
+        head = [n["id"] for n in alive if n["head"]]
+        worker = [n["id"] for n in alive if not n["head"]]
+        assert len(head) == len(worker) == 1, alive
+        yield TwoNodeCluster(address, env, head[0], worker[0])
+    finally:
+        for proc in reversed(nodes):  # the extra raylet first, then the head
+            end_group(proc)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def read_results(results: Path, table: str):
+    return ds.dataset(results / table, format="parquet").to_table().to_pandas()
+
+
+def test_sweep_runs_trials_on_both_nodes_and_records_each_once(two_node_cluster, tmp_path):
+    storage = tmp_path / "storage"
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, str(REPO / "sweeps" / "sensitivity.py"), *SWEEP_ARGS,
+                          "--storage", str(storage)],
+                         env=two_node_cluster.env, cwd=tmp_path, capture_output=True,
+                         text=True, timeout=240)
+    output = run.stdout + run.stderr[-4000:]
+    assert run.returncode == 0, output
+
+    results = storage / "mn" / "results"
+    epochs, levels = read_results(results, "epochs"), read_results(results, "levels")
+    trial_ids = set(epochs["trial_id"])
+    assert len(trial_ids) == len(LAM_VALUES)
+    assert set(levels["trial_id"]) == trial_ids
+    assert sorted(levels.drop_duplicates("trial_id")["lam"]) == LAM_VALUES
+
+    # every trial: each (round, epoch) once and each IMP level once, on one node, attempt 1
+    per_epoch = epochs.groupby(["trial_id", "round", "epoch"]).size()
+    assert (per_epoch == 1).all() and len(per_epoch) == len(LAM_VALUES) * (ROUNDS + 1) * EPOCHS
+    per_level = levels.groupby(["trial_id", "round"]).size()
+    assert (per_level == 1).all() and len(per_level) == len(LAM_VALUES) * (ROUNDS + 1)
+    assert sorted(epochs.groupby("trial_id")["global_epoch"].max()) == [4] * 4
+    assert (epochs["attempt"] == 1).all()
+    assert (epochs.groupby("trial_id")["node"].nunique() == 1).all()
+
+    # one CPU per node and one CPU per trial: trials ran side by side, on both nodes
+    nodes = {two_node_cluster.head_id, two_node_cluster.worker_id}
+    assert set(epochs["node"]) == nodes, (set(epochs["node"]), nodes)
+    assert set(levels["node"]) == nodes
+    for trial_id, node in epochs.groupby("trial_id")["node"].first().items():
+        assert set(levels.loc[levels["trial_id"] == trial_id, "node"]) == {node}
+    print(f"sweep on 2 nodes: {time.perf_counter() - started:.1f} s")
