@@ -137,7 +137,7 @@ def print_table(plan: SweepPlan, opts: SweepOptions, args) -> None:
     levels = read_table(opts.results_uri, "levels")
     if plan.table == "sensitivity":
         params = tuple(parse_list("--params", args.params))
-        model = sensitivity_table(levels, TableOptions(params=params))
+        model = sensitivity_table(levels, TableOptions(params=params, base=plan.base_point))
     elif plan.table == "sparsity":
         rows = ("arch", "variant") if levels["arch"].nunique() > 1 else ("variant",)
         model = sparsity_table(levels, TableOptions(rows=rows))
@@ -182,5 +182,8 @@ def main(args) -> int:
         print(f"failed: {line}", file=sys.stderr)
     print(summary(outcome, opts, time.perf_counter() - started))
     if outcome.completed:
-        print_table(plan, opts, args)
+        try:
+            print_table(plan, opts, args)
+        except UserError as err:  # the sweep itself succeeded
+            print(f"ts3ray: no table: {err}", file=sys.stderr)
     return 1 if outcome.errors else 0

@@ -79,6 +79,7 @@ class SweepPlan:
     cells: list[dict[str, Any]] = field(default_factory=list)  # grid: values per trial
     search: bool = False
     table: str | None = None  # the results table kind printed at the end
+    base_point: dict[str, Any] = field(default_factory=dict)  # sensitivity: the centre
 
     @property
     def num_trials(self) -> int:
@@ -154,7 +155,10 @@ def sensitivity_plan(args, base: dict[str, Any]) -> SweepPlan:
             for param in params:
                 for value in SENSITIVITY_GRID[param]:
                     configs.append({**start, "seed": seed, param: value})
-    return _grid("sensitivity", configs, table="sensitivity")
+    plan = _grid("sensitivity", configs, table="sensitivity")
+    centre = full_config({**base, **parse_settings(args.settings)[0]})
+    plan.base_point = {p: centre[p] for p in SENSITIVITY_GRID}
+    return plan
 
 
 def sparsity_plan(args, base: dict[str, Any]) -> SweepPlan:

@@ -146,6 +146,7 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
         num_samples=num_samples,
         max_concurrent_trials=opts.max_concurrent,
         trial_dirname_creator=trial_dirname,
+        reuse_actors=True,  # skip a worker start (torch import) per trial
     )
     return tune.Tuner(trainable_fn, param_space=param_space(plan, opts),
                       tune_config=tune_config, run_config=run_config)

@@ -80,14 +80,14 @@ def load_checkpoint(run, checkpoint) -> None:
     run.load_state_dict(state)
 
 
-def crash_once(trial_config: dict[str, Any], global_epoch: int) -> None:
-    """Tests: end the worker process abruptly the first time `global_epoch` is reached."""
-    from ray import tune
-
+def crash_once(trial_config: dict[str, Any], trial_id: str, global_epoch: int) -> None:
+    """Tests: end the worker process abruptly the first time `global_epoch` is reached
+    (a marker under the local results directory remembers that it happened)."""
     if sweep_value(trial_config, CRASH_AT_EPOCH) != global_epoch:
         return
-    marker = Path(tune.get_context().get_trial_dir()) / f"crashed-at-{global_epoch}"
+    marker = Path(trial_config[RESULTS]) / "_crashed" / f"{trial_id}-{global_epoch}"
     if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("crashed once\n")
         os._exit(1)
 
@@ -122,7 +122,7 @@ def lottery_trainable(trial_config: dict[str, Any]) -> None:
     )
     every = int(trial_config.get(CHECKPOINT_EVERY, 1))
     for record in run.epochs():
-        crash_once(trial_config, record["global_epoch"])
+        crash_once(trial_config, trial_id, record["global_epoch"])
         results.write_trial(results_uri, info, run)
         due = run.done or run.global_epoch % every == 0
         metrics = {**record, "total_epochs": run.total_epochs, "attempt": info.attempt}

@@ -1,0 +1,119 @@
+"""Sweeps on one shared local Ray instance (2 CPUs, 1 logical GPU), tiny digits runs."""
+from __future__ import annotations
+
+import duckdb
+import optuna
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from ts3ray.tune.cli import run_sweep
+from ts3ray.tune.plans import SweepPlan, full_config
+from ts3ray.tune.resources import TrialResources
+from ts3ray.tune.runner import SweepOptions, run_plan
+from ts3ray.tune.trainable import CRASH_AT_EPOCH
+
+SWEEP_COLUMNS = {"sweep", "trial_id", "attempt", "node", "stopped_early", "stopped_at_epoch"}
+TINY = ["epochs=2", "e1=1", "e2=1", "rounds=1"]
+
+
+def read(results, table: str) -> pd.DataFrame:
+    return ds.dataset(str(results / table), format="parquet").to_table().to_pandas()
+
+
+def assert_one_row_set_per_trial(epochs: pd.DataFrame, levels: pd.DataFrame) -> None:
+    assert not epochs.duplicated(["trial_id", "global_epoch"]).any()
+    assert not levels.duplicated(["trial_id", "round"]).any()
+    for _, rows in epochs.groupby("trial_id"):
+        assert sorted(rows["global_epoch"]) == list(range(1, len(rows) + 1))
+
+
+def test_grid_sweep_writes_one_row_set_per_trial(local_ray, tmp_path, capsys):
+    code = run_sweep("sensitivity", ["--params", "lam", "--storage", str(tmp_path), *TINY])
+    assert code == 0
+    results = tmp_path / "sensitivity-quick" / "results"
+    epochs, levels = read(results, "epochs"), read(results, "levels")
+    assert SWEEP_COLUMNS <= set(epochs.columns) and SWEEP_COLUMNS <= set(levels.columns)
+    assert_one_row_set_per_trial(epochs, levels)
+    assert epochs.groupby("trial_id").size().tolist() == [4] * 4  # (R + 1) * E epochs
+    assert levels.groupby("trial_id").size().tolist() == [2] * 4  # levels 0 and 1
+    assert sorted(levels.groupby("trial_id")["lam"].first()) == [0.0, 0.5, 0.7, 1.0]
+    assert (levels["tau"] == 0.7).all() and (epochs["sweep"] == "sensitivity").all()
+    assert not levels["stopped_early"].any() and (levels["attempt"] == 1).all()
+    glob = f"{results}/levels/*.parquet"
+    query = f"select count(distinct trial_id) from read_parquet('{glob}')"
+    assert duckdb.sql(query).fetchall() == [(4,)]
+    out = capsys.readouterr()
+    assert "Influence of λ" in out.out and "4 trials" in out.out
+    assert out.err.count(" done ") == 4  # one progress line per finished trial
+
+
+def test_optuna_asha_search_stops_trials_early_and_says_so(local_ray, tmp_path):
+    journal = tmp_path / "study.log"
+    code = run_sweep("search", [
+        "--storage", str(tmp_path), "--num-samples", "6", "--grace-period", "1",
+        "--reduction-factor", "2", "--optuna-storage", str(journal), "--max-concurrent", "2",
+        "epochs=4", "e1=1", "e2=1", "rounds=1"])
+    assert code == 0
+    results = tmp_path / "search-quick" / "results"
+    epochs, levels = read(results, "epochs"), read(results, "levels")
+    assert_one_row_set_per_trial(epochs, levels)
+    per_trial = epochs.groupby("trial_id").agg(
+        n=("global_epoch", "size"), stopped=("stopped_early", "first"),
+        at=("stopped_at_epoch", "first"), e1=("e1", "first"), e2=("e2", "first"))
+    assert len(per_trial) == 6
+    stopped = per_trial[per_trial["stopped"]]
+    assert len(stopped) >= 1  # ASHA stopped at least one trial
+    assert (stopped["n"] == stopped["at"]).all() and (stopped["at"] < 8).all()
+    full = per_trial[~per_trial["stopped"]]
+    assert (full["n"] == 8).all() and full["at"].isna().all()
+    assert ((per_trial["e1"] + per_trial["e2"]) <= 4).all()
+    first = epochs.sort_values("started_at").iloc[0]  # the paper's defaults come first
+    assert (first["lam"], first["tau"], first["gamma"]) == (0.5, 0.7, 0.5)
+    study = optuna.load_study(study_name="search-quick", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert len(study.trials) == 6  # Optuna's own tools can read the study
+
+
+def test_four_quarter_gpu_trials_run_at_the_same_time(local_ray, tmp_path):
+    code = run_sweep("sparsity", [
+        "--storage", str(tmp_path), "--variants", "full", "--gpus-per-trial", "0.25",
+        "--cpus-per-trial", "0.5", "epochs=10", "e1=2", "e2=4", "rounds=1"])
+    assert code == 0
+    epochs = read(tmp_path / "sparsity-quick" / "results", "epochs")
+    spans = epochs.groupby("trial_id").agg(start=("started_at", "min"), end=("updated_at", "max"))
+    assert len(spans) == 4
+    assert spans["start"].max() < spans["end"].min()  # all four were running at one moment
+
+
+def test_impossible_gpu_request_fails_fast(local_ray, tmp_path, capsys):
+    code = run_sweep("sparsity", ["--storage", str(tmp_path), "--gpus-per-trial", "2", *TINY])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ts3ray: error: --gpus-per-trial=2 cannot be satisfied: the largest node has 1 GPU" in err
+    assert not (tmp_path / "sparsity-quick").exists()  # nothing submitted
+
+
+def test_crashed_worker_resumes_from_checkpoint_with_identical_results(local_ray, tmp_path):
+    common = full_config({"dataset": "digits", "epochs": 3, "e1": 1, "e2": 1, "rounds": 1,
+                          "seed": 5})
+    plan = SweepPlan("crash", common, cells=[{CRASH_AT_EPOCH: 4}, {CRASH_AT_EPOCH: None}])
+    opts = SweepOptions(name="crash", storage=str(tmp_path), max_failures=1,
+                        checkpoint_every=2, resources=TrialResources(cpu=1))
+    outcome = run_plan(plan, opts)
+    assert outcome.completed == 2 and not outcome.errors
+    epochs = read(tmp_path / "crash" / "results", "epochs")
+    levels = read(tmp_path / "crash" / "results", "levels")
+    assert_one_row_set_per_trial(epochs, levels)
+    by_attempt = epochs.groupby("trial_id")[["attempt", "resumed_from"]].first()
+    assert sorted(map(tuple, by_attempt.to_numpy())) == [(1, 0), (2, 2)]  # resumed at epoch 2
+    crashed = by_attempt.index[by_attempt["attempt"] == 2][0]
+    metrics = ["acc_sparse", "acc_dense", "loss_sparse", "loss_dense", "label_precision",
+               "relabel_count", "sparsity"]
+    a = epochs[epochs.trial_id == crashed].sort_values("global_epoch")[metrics]
+    b = epochs[epochs.trial_id != crashed].sort_values("global_epoch")[metrics]
+    assert len(a) == 6
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    la = levels[levels.trial_id == crashed].sort_values("round")["acc_sparse_last"].tolist()
+    lb = levels[levels.trial_id != crashed].sort_values("round")["acc_sparse_last"].tolist()
+    assert la == lb
