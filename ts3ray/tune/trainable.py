@@ -121,6 +121,11 @@ def lottery_trainable(trial_config: dict[str, Any]) -> None:
         started_at=started_at,
     )
     every = int(trial_config.get(CHECKPOINT_EVERY, 1))
+    if run.done:  # restored from its final checkpoint (driver died before recording it)
+        results.write_trial(results_uri, info, run)
+        last = {**run.epoch_rows[-1], "total_epochs": run.total_epochs, "attempt": info.attempt}
+        report(last, run, with_checkpoint=True)
+        return
     for record in run.epochs():
         crash_once(trial_config, trial_id, record["global_epoch"])
         results.write_trial(results_uri, info, run)

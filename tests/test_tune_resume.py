@@ -1,0 +1,92 @@
+"""Sweeps as a user runs them: a subprocess with its own local Ray (never `ray stop`)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+TRIAL_EPOCHS = 2 * 12  # rounds=1: two levels of 12 epochs
+
+
+def sweep_command(name: str, *args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "sweeps" / f"{name}.py"), *args]
+
+
+def environment(tmp: str) -> dict[str, str]:
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=tmp)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def short_tmp(tag: str) -> str:
+    path = f"/tmp/rt-ts3ray-{os.getpid()}-{tag}"
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def finished_trials(results: Path) -> int:
+    """Trials whose epochs file holds every epoch (hidden temporary files skipped)."""
+    done = 0
+    for path in (results / "epochs").glob("[!.]*.parquet"):
+        try:
+            done += pq.read_metadata(path).num_rows == TRIAL_EPOCHS
+        except OSError:
+            pass
+    return done
+
+
+def test_impossible_gpu_request_fails_before_any_trial(tmp_path):
+    started = time.perf_counter()
+    proc = subprocess.run(
+        sweep_command("sparsity", "--storage", str(tmp_path), "--num-cpus", "1", "--num-gpus",
+                      "0", "--gpus-per-trial", "0.5", "epochs=2", "e1=1", "e2=1", "rounds=1"),
+        env=environment(short_tmp("gpu")), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert ("ts3ray: error: --gpus-per-trial=0.5 cannot be satisfied: no node has a GPU "
+            "(cluster: 1 node(s), 1 CPU, 0 GPU); use --gpus-per-trial 0") in proc.stderr
+    assert time.perf_counter() - started < 60
+    assert not any(tmp_path.iterdir())  # no experiment was created
+
+
+def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path):
+    args = ["--storage", str(tmp_path), "--name", "killed", "--variants", "full",
+            "--num-cpus", "2", "--max-concurrent", "2", "--checkpoint-every", "4",
+            "epochs=12", "e1=3", "e2=6", "rounds=1"]
+    results = tmp_path / "killed" / "results"
+    driver = subprocess.Popen(sweep_command("sparsity", *args), env=environment(short_tmp("a")),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while finished_trials(results) < 1 and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        assert driver.poll() is None, "the sweep ended before it could be interrupted"
+        assert finished_trials(results) >= 1
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, only
+        driver.wait()
+    assert finished_trials(results) < 4  # interrupted mid-sweep
+
+    resumed = subprocess.run(sweep_command("sparsity", *args, "--resume"),
+                             env=environment(short_tmp("b")), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    epochs = ds.dataset(str(results / "epochs")).to_table().to_pandas()
+    levels = ds.dataset(str(results / "levels")).to_table().to_pandas()
+    assert epochs["trial_id"].nunique() == 4 and levels["trial_id"].nunique() == 4
+    assert not epochs.duplicated(["trial_id", "global_epoch"]).any()
+    assert epochs.groupby("trial_id").size().tolist() == [TRIAL_EPOCHS] * 4
+    assert levels.groupby("trial_id").size().tolist() == [2] * 4
+    assert sorted(levels.groupby("trial_id")["prune_fraction"].first()) == [0.3, 0.4, 0.5, 0.6]
+    assert not epochs["stopped_early"].any()
+    attempts = epochs.groupby("trial_id")[["attempt", "resumed_from"]].first()
+    assert (attempts["attempt"] >= 2).any()  # the trial running at the kill was restarted
+    assert "4 trials" in resumed.stdout and "Accuracy vs sparsity" in resumed.stdout
