@@ -45,6 +45,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     res.add_argument("--num-gpus", type=int, help="embedded local Ray: GPUs (logical on CPU)")
     res.add_argument("--address", help="attach to a running cluster (e.g. auto)")
     res.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    res.add_argument("--no-resource-check", action="store_true",
+                     help="skip comparing the request with the nodes now up (autoscaling "
+                          "clusters whose GPU nodes start on demand)")
     sched = parser.add_argument_group("early stopping")
     sched.add_argument("--scheduler", choices=("none", "asha"),
                        help="asha: stop weak trials early (default: none; search: asha)")
@@ -173,7 +176,8 @@ def main(args) -> int:
     with ray_session(settings):
         import ray
 
-        check_satisfiable(opts.resources, ray.nodes())
+        if not args.no_resource_check:
+            check_satisfiable(opts.resources, ray.nodes())
         what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
         print(f"{'resuming' if opts.resume else 'starting'} sweep {opts.name} ({plan.sweep}, "
               f"{what}) in {opts.experiment_path}", file=sys.stderr, flush=True)
