@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
-TRIAL_EPOCHS = 2 * 12  # rounds=1: two levels of 12 epochs
+TRIAL_EPOCHS = 2 * 8  # rounds=1: two levels of 8 epochs
 
 
 def sweep_command(name: str, *args: str) -> list[str]:
@@ -59,7 +59,7 @@ def test_impossible_gpu_request_fails_before_any_trial(tmp_path):
 def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path):
     args = ["--storage", str(tmp_path), "--name", "killed", "--variants", "full",
             "--num-cpus", "2", "--max-concurrent", "2", "--checkpoint-every", "4",
-            "epochs=12", "e1=3", "e2=6", "rounds=1"]
+            "epochs=8", "e1=2", "e2=4", "rounds=1"]
     results = tmp_path / "killed" / "results"
     driver = subprocess.Popen(sweep_command("sparsity", *args), env=environment(short_tmp("a")),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -58,6 +58,7 @@ def param_space(plan: SweepPlan, opts: SweepOptions) -> dict[str, Any]:
         trainable.SWEEP: plan.sweep,
         trainable.RESULTS: opts.results_uri,
         trainable.CHECKPOINT_EVERY: opts.checkpoint_every,
+        trainable.WRITE_EVERY_EPOCH: opts.scheduler != "none",
     }
     if plan.search:
         for key in ("lam", "tau", "gamma", "e1", "e2"):  # suggested by Optuna instead

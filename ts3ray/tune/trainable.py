@@ -5,10 +5,12 @@ columns and Optuna see them), optionally a `cell` dict of per-trial values (grid
 and sweep keys starting with `_`. The dataset is loaded on the worker from `data_root`
 (an absolute path set by the driver), never shipped in a closure.
 
-After every epoch the trial writes its Parquet files (results.py), then reports all epoch
-metrics with `global_epoch` as the time axis across IMP rounds; every `_checkpoint_every`
-epochs (and at the end) the report carries a checkpoint of the full run state, from which
-a retried or resumed trial continues.
+After every epoch the trial reports all epoch metrics with `global_epoch` as the time axis
+across IMP rounds; every `_checkpoint_every` epochs (and at the end) the report carries a
+checkpoint of the full run state, from which a retried or resumed trial continues, and the
+trial rewrites its Parquet files (results.py) first, so they hold what the checkpoint holds.
+Under a scheduler that may stop the trial silently after any report (ASHA), the files are
+rewritten after every epoch instead.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ CELL = "cell"
 SWEEP = "_sweep"
 RESULTS = "_results"
 CHECKPOINT_EVERY = "_checkpoint_every"
+WRITE_EVERY_EPOCH = "_write_every_epoch"  # set when a scheduler may stop the trial
 CRASH_AT_EPOCH = "_crash_at_epoch"  # tests only: kill the worker once at this epoch
 
 
@@ -128,7 +131,8 @@ def lottery_trainable(trial_config: dict[str, Any]) -> None:
         return
     for record in run.epochs():
         crash_once(trial_config, trial_id, record["global_epoch"])
-        results.write_trial(results_uri, info, run)
         due = run.done or run.global_epoch % every == 0
+        if due or trial_config.get(WRITE_EVERY_EPOCH):
+            results.write_trial(results_uri, info, run)
         metrics = {**record, "total_epochs": run.total_epochs, "attempt": info.attempt}
         report(metrics, run, with_checkpoint=due)
