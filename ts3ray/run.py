@@ -281,9 +281,7 @@ class LotteryRun:
                 self.masks[name] = pruning.global_magnitude_prune(
                     model, self.masks[name], self.config.prune_fraction
                 )
-            model.load_state_dict(self.init_states[name])
-            if name in self.masks:
-                pruning.apply_masks(model, self.masks[name])
+            pruning.reset_to_init(model, self.init_states[name], self.masks.get(name, {}))
         self._new_optimizers()
 
     # -- checkpointing --------------------------------------------------------------
