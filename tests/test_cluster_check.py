@@ -128,6 +128,10 @@ def _commands_not_a_list(c):
     c["worker_setup_commands"] = {"pip": "install"}
 
 
+def _driver_not_attached(c):
+    c["head_setup_commands"] = [x for x in c["head_setup_commands"] if "RAY_ADDRESS" not in x]
+
+
 # edit of gpu.yaml -> (path the line names, the start of its message)
 BROKEN_GPU = {
     "unknown top-level key": (_unknown_top_key, "max_worker",
@@ -159,6 +163,8 @@ BROKEN_GPU = {
                                      "8 is smaller than the sum of the node types' min_workers (9)"),
     "stale wheel pin": (_old_wheel_pin, "setup_commands",
                         f"pins ts3ray 0.0.9 but {importlib.metadata.version('ts3ray')} is installed"),
+    "driver not attached": (_driver_not_attached, "head_setup_commands",
+                            "the head never exports RAY_ADDRESS"),
     "schema type error": (_commands_not_a_list, "worker_setup_commands",
                           "{'pip': 'install'} is not of type 'array'"),
 }

@@ -369,6 +369,18 @@ def rule_pinned_versions(cf: ClusterFile) -> list[Problem]:
     return problems
 
 
+def rule_driver_attaches(cf: ClusterFile) -> list[Problem]:
+    """`ray submit` runs the sweep on the head; without RAY_ADDRESS (or `--address auto` in
+    every submit) the sweep starts its own one-machine Ray and never uses the workers."""
+    head = cf.commands("setup_commands") + cf.commands("head_setup_commands")
+    if any("RAY_ADDRESS=" in c for c in head):
+        return []
+    return [Problem("head_setup_commands",
+                    "the head never exports RAY_ADDRESS, so a sweep started by `ray submit` "
+                    "would run on a private one-machine Ray: add "
+                    "echo 'export RAY_ADDRESS=127.0.0.1:6379' >> ~/.ts3ray-env")]
+
+
 RULES: dict[str, Callable[[ClusterFile], list[Problem]]] = {
     "gpu_worker": rule_gpu_worker,
     "installs_ts3ray": rule_installs_ts3ray,
@@ -377,6 +389,7 @@ RULES: dict[str, Callable[[ClusterFile], list[Problem]]] = {
     "private_dashboard": rule_private_dashboard,
     "node_types": rule_node_types,
     "pinned_versions": rule_pinned_versions,
+    "driver_attaches": rule_driver_attaches,
 }
 
 
