@@ -339,3 +339,20 @@ def test_result_layer_imports_neither_torch_nor_ray():
             "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dense_level_shared_by_prune_fractions_counts_once():
+    """Trials differing only in p_f train the same level 0: one value there, no fake std."""
+    rows = []
+    for tid, (pf, seed, dense_acc) in enumerate([(0.3, 0, 0.80), (0.5, 0, 0.80), (0.3, 1, 0.70)]):
+        trial = trial_rows(tid, 0.9, rounds=1, seed=seed, per_round=[dense_acc])
+        for row in trial:
+            row["prune_fraction"] = pf
+            row["sparsity"] = 0.0 if row["round"] == 0 else pf
+        rows += trial
+    table = sparsity_table(pd.DataFrame(rows), TableOptions())
+    (block,) = table.blocks
+    assert [c.plain for c in block.columns] == ["0", "30", "50"]
+    level0 = block.rows[0].cells[0]
+    assert level0.mean == pytest.approx((80 + 70) / 2)  # seed 0 once, seed 1 once
+    assert level0.std == pytest.approx(pd.Series([80.0, 70.0]).std())

@@ -168,6 +168,26 @@ def add_trial_key(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# Config columns that identify what a level computes; p_f, R and the output-pruning switch
+# cannot change level 0 (nothing is pruned yet), where the data lives and runs never does.
+_NOT_COMPUTED = {"data_root", "device", "eval_batch_size"}
+_NOT_AT_LEVEL_ZERO = {"prune_fraction", "rounds", "prune_output"}
+
+
+def drop_repeated_dense_levels(levels: pd.DataFrame) -> pd.DataFrame:
+    """Keep one round-0 row per computation: sparsity trials that differ only in p_f (or R)
+    train the same dense level 0, and counting its copies would fake a std over seeds."""
+    from ts3ray.config import FIELD_NAMES  # stdlib-only module: no torch or ray imported
+
+    if "round" not in levels.columns:
+        return levels
+    keys = [c for c in FIELD_NAMES if c in levels.columns
+            and c not in _NOT_COMPUTED | _NOT_AT_LEVEL_ZERO]
+    zero = levels[levels["round"] == 0]
+    repeated = zero.index[zero.duplicated(subset=keys, keep="first")]
+    return levels.drop(index=repeated)
+
+
 def drop_early_stopped(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Rows of full-budget trials only, and the number of early-stopped trials removed."""
     if "stopped_early" not in df.columns:

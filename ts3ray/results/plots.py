@@ -24,7 +24,8 @@ from matplotlib.figure import Figure
 
 from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import (
-    SWEEP_PARAMS, TRIAL, check_metric, drop_early_stopped, final_level, percent_scale,
+    SWEEP_PARAMS, TRIAL, check_metric, drop_early_stopped, drop_repeated_dense_levels,
+    final_level, percent_scale,
     prepare, settings_in_order,
 )
 from ts3ray.results.tables import DEFAULT_METRIC, display_order
@@ -108,7 +109,7 @@ def plot_sparsity(levels: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Fi
     df = prepare(levels, "levels", ["sparsity", opts.metric], "plot sparsity")
     check_metric(df, opts.metric, "levels")
     df, n_stopped = drop_early_stopped(df)
-    df = _group_column(_nonempty(df, "sparsity"), opts.by)
+    df = _group_column(_nonempty(drop_repeated_dense_levels(df), "sparsity"), opts.by)
     factor, unit = percent_scale(df[opts.metric])
     df = df.assign(_x=(df["sparsity"].astype(float) * 100).round(1),
                    _y=df[opts.metric].astype(float) * factor)

@@ -18,7 +18,8 @@ import pandas as pd
 
 from ts3ray.errors import UserError
 from ts3ray.results.load import (
-    SWEEP_PARAMS, check_metric, drop_early_stopped, final_level, percent_scale,
+    SWEEP_PARAMS, check_metric, drop_early_stopped, drop_repeated_dense_levels, final_level,
+    percent_scale,
     prepare, setting_label, settings_in_order,
 )
 from ts3ray.results.table_model import Block, Label, Row, TableModel, mark_best, summarize
@@ -178,7 +179,7 @@ def sparsity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     """Tables VIII / XI: mean ± std of the metric per row key and sparsity level."""
     what = "sparsity"
     trials = full_budget(levels, opts, ["sparsity", *opts.rows], what)
-    df = trials.rows
+    df = drop_repeated_dense_levels(trials.rows)
     df = df.assign(_level=(df["sparsity"].astype(float) * 100).round(1))
     row_key, block_keys = opts.rows[-1], ["_setting", *opts.rows[:-1]]
     blocks = []
