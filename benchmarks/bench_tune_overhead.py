@@ -10,6 +10,7 @@ Prints the times and ratios of one run; the local Ray has 2 CPUs.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -49,7 +50,10 @@ def tune_seconds(values: dict, storage: str, name: str, trials: int, concurrent:
 
 
 def main(argv: list[str]) -> int:
-    values = {**BASE, **parse_overrides(argv)}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help=f"run config values (default {BASE})")
+    values = {**BASE, **parse_overrides(parser.parse_args(argv).overrides)}
     epochs = (int(values["rounds"]) + 1) * int(values["epochs"])
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     direct = direct_seconds(values)
