@@ -39,7 +39,11 @@ def _table(rows: Iterable[dict[str, Any]], extra: dict[str, Any]) -> pa.Table:
     merged = [{**row, **{k: v for k, v in extra.items() if k not in row}} for row in rows]
     if not merged:
         return pa.table({})
-    return pa.Table.from_pylist(merged)
+    table = pa.Table.from_pylist(merged)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):  # e.g. select_rate=None: a float column of nulls,
+            table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
+    return table  # so every file of a sweep has one schema
 
 
 def resolve(path_or_uri: str) -> tuple[pafs.FileSystem, str]:

@@ -58,16 +58,13 @@ def trial_path(results: str, table: str, trial_id: str) -> str:
 
 
 def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
-    """`table` + the sweep columns (replacing them if present); null columns made float."""
+    """`table` + the sweep columns (replacing them if present), each with its fixed type."""
     for name, kind in SWEEP_COLUMNS.items():
         column = pa.array([getattr(info, name)] * table.num_rows, type=kind)
         if name in table.column_names:
             table = table.set_column(table.column_names.index(name), name, column)
         else:
             table = table.append_column(name, column)
-    for i, field in enumerate(table.schema):
-        if pa.types.is_null(field.type):  # e.g. select_rate=None: a float column of nulls
-            table = table.set_column(i, field.name, table.column(i).cast(pa.float64()))
     return table
 
 
