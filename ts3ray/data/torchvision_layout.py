@@ -122,7 +122,7 @@ class CifarSource:
         return f"place the CIFAR python pickles from the official {self.archive} under {Path(root) / self.folder}/"
 
     def hint(self, root: Path) -> str:
-        return f"load with download=True (CLI: --download), or {self.offline_hint(root)}"
+        return f"fetch it with `ts3ray run dataset=... --download` (needs internet), or {self.offline_hint(root)}"
 
     def check(self, root: Path) -> None:
         for name in self.train_files + self.test_files:
