@@ -174,7 +174,7 @@ def test_truncated_or_wrong_size_cifar_pickle(tmp_path):
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(DataMissingError) as err:
         load_dataset("cifar10", tmp_path)
-    assert f"{path} is truncated" in str(err.value) and "download=True" in str(err.value)
+    assert f"{path} is truncated" in str(err.value) and "--download" in str(err.value)
     assert "\n" not in str(err.value)
     with open(path, "wb") as f:
         pickle.dump({b"data": np.zeros((3, 3000), np.uint8), b"labels": [0, 1, 2]}, f)
