@@ -98,3 +98,32 @@ def test_gradients_flow_only_through_selected_terms():
     L.semi_supervised_loss(ce, logits, clean, lam=0.0).backward()
     assert logits.grad[1:].abs().sum().item() == 0.0
     assert logits.grad[0].abs().sum().item() > 0.0
+
+
+class _LogitsAsData:
+    """The GMM selector reads per-sample CE of `net(x)`; with nn.Identity, x are the logits."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, logits, labels):
+        self.logits, self.labels = logits, labels
+
+    def train_eval_batches(self):
+        yield self.logits[:5], self.labels[:5]
+        yield self.logits[5:], self.labels[5:]
+
+
+def test_gmm_division_separates_small_from_large_losses():
+    from torch import nn
+
+    from ts3ray.method.selection import GMMSelector
+
+    # 6 confidently right (CE ~ 0.0025-0.018), 4 confidently wrong (CE ~ 4-6)
+    gaps = [6.0, 5.0, 4.5, 5.5, 4.0, 6.0, -4.0, -5.0, -6.0, -4.5]
+    logits = torch.tensor([[g, 0.0] for g in gaps])
+    labels = torch.zeros(10, dtype=torch.long)
+    selector = GMMSelector(seed=0)
+    selector.begin_pass({"S": nn.Identity()}, _LogitsAsData(logits, labels))
+    idx = torch.tensor([0, 6, 3, 9])
+    assert selector.clean_mask("S", torch.zeros(4), idx).tolist() == [True, False, True, False]
+    assert selector.masks["S"].tolist() == [True] * 6 + [False] * 4

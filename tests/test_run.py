@@ -144,3 +144,32 @@ def test_sparse_sparse_prunes_both_networks():
     assert removed > 0 and all(
         torch.all(dense_weights[k][~m] == 0) for k, m in run.masks["D"].items()
     )
+
+
+def test_parity_alternation_updates_one_network_per_epoch():
+    """Official-code option: even alternate epochs update S only, odd ones D only."""
+    run = LotteryRun(tiny(epochs=3, e1=1, e2=2, alternate="parity"))
+    run.train_epoch()  # warm-up
+    for learner in ("S", "D"):
+        before = {"S": params(run.sparse_model), "D": params(run.dense_model)}
+        assert run.train_epoch()["stage"] == "alternate"
+        after = {"S": params(run.sparse_model), "D": params(run.dense_model)}
+        assert {n for n in before if not same(before[n], after[n])} == {learner}
+
+
+def test_own_small_loss_option_changes_training():
+    plain = LotteryRun(tiny(epochs=2, e1=1, e2=1))
+    extra = LotteryRun(tiny(epochs=2, e1=1, e2=1, own_small_loss=True))
+    list(plain.epochs()), list(extra.epochs())
+    assert plain.epoch_rows[0]["loss_sparse"] == extra.epoch_rows[0]["loss_sparse"]  # warm-up
+    assert extra.epoch_rows[1]["loss_sparse"] > plain.epoch_rows[1]["loss_sparse"]  # + own CE
+
+
+def test_dense_first_order_trains_d_before_s():
+    s_first = LotteryRun(tiny(epochs=2, e1=1, e2=1))
+    d_first = LotteryRun(tiny(epochs=2, e1=1, e2=1, order="dense_first"))
+    list(s_first.epochs()), list(d_first.epochs())
+    assert s_first.epoch_rows[0] == {**d_first.epoch_rows[0], "seconds": s_first.epoch_rows[0]["seconds"],
+                                     "run_id": s_first.epoch_rows[0]["run_id"]}
+    assert s_first.epoch_rows[1]["acc_dense"] != d_first.epoch_rows[1]["acc_dense"] or \
+        s_first.epoch_rows[1]["loss_sparse"] != d_first.epoch_rows[1]["loss_sparse"]
