@@ -7,10 +7,13 @@ Defaults follow Sec. IV-A of the paper: SGD momentum 0.9, batch 256, lambda 0.5,
 gamma 0.5; MNIST E/E1/E2 = 40/10/20; CIFAR E/E1/E2 = 120/20/60 with lr 0.1 -> 0.01 after
 40 epochs. Deviations, each documented at its value:
 
-* MNIST-like data (mnist, fashion-mnist, digits): the paper's "constant learning rate
-  (e.g., 1.0)" makes SGD with momentum 0.9 diverge on LeNet-300-100 (measured on digits:
-  test accuracy falls to 10%, chance, by the second epoch), so ts3ray uses a constant 0.05,
-  which trains in a few epochs.
+* MNIST-like data: the paper's "constant learning rate (e.g., 1.0)" makes SGD with momentum
+  0.9 diverge on LeNet-300-100 (measured on digits: test accuracy falls to 10%, chance, by
+  the second epoch). ts3ray uses a constant 0.01 for mnist and fashion-mnist (measured on
+  MNIST sym-40%, p_f 0.5, R 3, seed 0, S at 87.5% sparsity: full 95.90% / warm 80.51% with
+  0.01, against 94.90% / 75.76% with 0.05; the paper reports 97.11% / 84.82%) and 0.05 for
+  the 1,437-image digits set, whose 6 steps per epoch need the larger rate to train within
+  its short schedules.
 * weight decay 1e-4: the paper gives none; this is the official code's value.
 """
 from __future__ import annotations
@@ -105,15 +108,16 @@ def config_hash(config: RunConfig) -> str:
 
 
 # Paper defaults per dataset (Sec. IV-A); applied under the user's own values.
-_MNIST_LIKE = dict(arch="lenet_300_100", epochs=40, e1=10, e2=20, lr=0.05, lr_decay_epochs=())
+_MNIST_LIKE = dict(arch="lenet_300_100", epochs=40, e1=10, e2=20, lr=0.01, lr_decay_epochs=())
+_DIGITS = dict(_MNIST_LIKE, lr=0.05)
 _CIFAR = dict(epochs=120, e1=20, e2=60, lr=0.1, lr_decay_epochs=(40,), lr_decay_factor=0.1)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": _MNIST_LIKE,
+    "digits": _DIGITS,
     "mnist": _MNIST_LIKE,
     "fashion-mnist": _MNIST_LIKE,
     "cifar10": dict(_CIFAR, arch="cifar_cnn"),
     "cifar100": dict(_CIFAR, arch="vgg16"),
-    "synthetic": _MNIST_LIKE,
+    "synthetic": _DIGITS,
     "synthetic-cifar": dict(_CIFAR, arch="cifar_cnn"),
 }
 
