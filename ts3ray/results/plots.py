@@ -72,6 +72,15 @@ def _groups(df: pd.DataFrame):
     yield from parts
 
 
+def _style(ax, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, a light grid and the legend: the look every panel shares."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    _legend(ax)
+
+
 def _legend(ax) -> None:
     """A legend, unless there are too many lines for one to be readable."""
     named = [l for l in ax.get_lines() if not l.get_label().startswith("_")]
@@ -122,11 +131,7 @@ def plot_sparsity(levels: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Fi
             if (stats["count"] > 1).any():
                 ax.errorbar(stats["_x"], stats["mean"], yerr=stats["std"].fillna(0.0),
                             fmt="none", ecolor=line.get_color(), capsize=3)
-        ax.set_title(setting)
-        ax.set_xlabel("sparsity (%)")
-        ax.set_ylabel(f"test accuracy{unit}" if unit else opts.metric)
-        ax.grid(alpha=0.3)
-        _legend(ax)
+        _style(ax, setting, "sparsity (%)", f"test accuracy{unit}" if unit else opts.metric)
     if n_stopped:
         fig.suptitle(f"{n_stopped} early-stopped trials left out", fontsize="small")
     return fig
@@ -155,11 +160,7 @@ def plot_curves(epochs: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Figu
             for x in starts:  # first epoch of each IMP round after the first
                 ax.axvline(x - 0.5, color="grey", linewidth=0.8, linestyle=":",
                            label="_round boundary")
-        ax.set_title(setting)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"test accuracy{unit}")
-        ax.grid(alpha=0.3)
-        _legend(ax)
+        _style(ax, setting, "epoch", f"test accuracy{unit}")
     return fig
 
 
@@ -182,11 +183,7 @@ def plot_precision(epochs: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> F
             epochs = np.arange(int(mean.index.min()), int(mean.index.max()) + 1)
             mean = mean.reindex(epochs)  # NaN gaps break the line between stages
             ax.plot(mean.index, mean.to_numpy(), marker=".", label=label)
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{name}{unit}")
-        ax.grid(alpha=0.3)
-        _legend(ax)
+        _style(ax, name, "epoch", f"{name}{unit}")
     return fig
 
 
