@@ -125,3 +125,32 @@ def test_trial_files_are_replaced_not_appended_and_marked_stopped(tmp_path):
     levels = ds.dataset(tmp_path / "levels").to_table().to_pandas()
     assert list(levels["round"]) == [0, 1] and levels["stopped_early"].all()
     assert levels["select_rate"].dtype.kind == "f"  # None column typed float, not null
+
+
+def test_gpus_auto_takes_one_gpu_where_there_is_one():
+    from ts3ray.tune.resources import resolve_gpus
+
+    auto = TrialResources(cpu=1, gpu=None)
+    assert resolve_gpus(auto, [NODE_2CPU]).gpu == 0.0
+    assert resolve_gpus(auto, [NODE_2CPU, NODE_GPU]).gpu == 1.0
+    assert resolve_gpus(auto, [NODE_2CPU], {"gpu_worker": {"CPU": 8, "GPU": 1}}).gpu == 1.0
+    assert resolve_gpus(TrialResources(gpu=0.25), [NODE_2CPU, NODE_GPU]).gpu == 0.25
+
+
+def test_worker_types_the_autoscaler_can_start_satisfy_the_request(tmp_path):
+    from ts3ray.tune.resources import startable_node_types
+
+    bootstrap = tmp_path / "ray_bootstrap_config.yaml"
+    bootstrap.write_text(
+        "head_node_type: head\n"
+        "available_node_types:\n"
+        "  head: {resources: {CPU: 0}, max_workers: 0, node_config: {}}\n"
+        "  gpu_worker: {resources: {CPU: 8, GPU: 1}, min_workers: 0, max_workers: 2, node_config: {}}\n"
+        "  capped: {resources: {CPU: 64, GPU: 8}, max_workers: 0, node_config: {}}\n")
+    startable = startable_node_types(str(bootstrap))
+    assert startable == {"gpu_worker": {"CPU": 8, "GPU": 1}}
+    head_only = [{"Resources": {"CPU": 0.0}, "Alive": True}]  # gpu.yaml's head runs no trials
+    check_satisfiable(TrialResources(cpu=4, gpu=1), head_only, startable)  # autoscaler starts one
+    with pytest.raises(UserError, match="--gpus-per-trial=2 cannot be satisfied"):
+        check_satisfiable(TrialResources(cpu=4, gpu=2), head_only, startable)
+    assert startable_node_types(str(tmp_path / "absent.yaml")) == {}

@@ -7,6 +7,7 @@ validated (config values, data files, resource request) before any trial starts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -15,7 +16,8 @@ from pathlib import Path
 from ts3ray.config import parse_overrides
 from ts3ray.errors import UserError
 from ts3ray.tune.plans import PRESETS, SWEEPS, SweepPlan, parse_list
-from ts3ray.tune.resources import RaySettings, TrialResources, check_satisfiable, ray_session
+from ts3ray.tune.resources import (RaySettings, TrialResources, check_satisfiable, ray_session,
+                                   resolve_gpus, startable_node_types)
 from ts3ray.tune.runner import SweepOptions, SweepOutcome, run_plan
 
 STORAGE_ENV = "TS3RAY_STORAGE"
@@ -39,8 +41,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                        help="checkpoint every K epochs (default: the preset's)")
     res = parser.add_argument_group("resources")
     res.add_argument("--cpus-per-trial", type=float, default=1.0)
-    res.add_argument("--gpus-per-trial", type=float, default=0.0,
-                     help="fractions pack trials on one GPU (0.25: four per GPU)")
+    res.add_argument("--gpus-per-trial", type=_gpus, default=None, metavar="N|auto",
+                     help="fractions pack trials on one GPU (0.25: four per GPU); default auto: "
+                          "1 when the cluster has or can start a GPU node, else 0")
     res.add_argument("--num-cpus", type=int, help="embedded local Ray: CPUs (default: all)")
     res.add_argument("--num-gpus", type=int, help="embedded local Ray: GPUs (logical on CPU)")
     res.add_argument("--address", help="attach to a running cluster (e.g. auto)")
@@ -82,6 +85,16 @@ def run_sweep(name: str, argv: list[str]) -> int:
 
 
 # -- from arguments to a plan and options --------------------------------------------------
+def _gpus(text: str) -> float | None:
+    """`--gpus-per-trial`: a number, or `auto` (None, resolved once Ray is up)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
+
+
 def absolute(path_or_uri: str) -> str:
     """Relative local paths break inside trial working directories: make them absolute."""
     return path_or_uri if "://" in path_or_uri else str(Path(path_or_uri).expanduser().resolve())
@@ -176,8 +189,10 @@ def main(args) -> int:
     with ray_session(settings):
         import ray
 
+        nodes, startable = ray.nodes(), startable_node_types()
+        opts = dataclasses.replace(opts, resources=resolve_gpus(opts.resources, nodes, startable))
         if not args.no_resource_check:
-            check_satisfiable(opts.resources, ray.nodes())
+            check_satisfiable(opts.resources, nodes, startable)
         what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
         print(f"{'resuming' if opts.resume else 'starting'} sweep {opts.name} ({plan.sweep}, "
               f"{what}) in {opts.experiment_path}", file=sys.stderr, flush=True)

@@ -4,15 +4,22 @@ A sweep either attaches to a running cluster (`--address`, or `RAY_ADDRESS` set)
 an embedded local Ray instance that it alone owns and shuts down at the end. Nothing here
 ever stops Ray processes it did not start.
 
-Before any trial is submitted, the per-trial request is compared with the nodes Ray knows:
-a request that no node can hold (a GPU on a cluster without GPUs, more CPUs than any node
-has) fails at once instead of leaving trials pending forever.
+Before any trial is submitted, the per-trial request is compared with the nodes Ray knows
+and, on a head node started by the cluster launcher, with the worker types the autoscaler
+may still start (`~/ray_bootstrap_config.yaml`): a request that no node can hold (a GPU on a
+cluster without GPUs, more CPUs than any node has) fails at once instead of leaving trials
+pending forever.
+
+`--gpus-per-trial` defaults to `auto`: one whole GPU per trial when the cluster has (or can
+start) a GPU node, so a sweep uses every GPU Ray detects; otherwise none.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 from ts3ray.errors import UserError
@@ -23,11 +30,13 @@ class TrialResources:
     """Logical resources of one trial; fractions pack several trials on one GPU."""
 
     cpu: float = 1.0
-    gpu: float = 0.0
+    gpu: float | None = 0.0  # None: auto (see resolve_gpus)
 
     def __post_init__(self):
         if self.cpu <= 0:
             raise UserError(f"--cpus-per-trial={self.cpu:g} is not allowed: a number > 0")
+        if self.gpu is None:
+            return
         if self.gpu < 0:
             raise UserError(f"--gpus-per-trial={self.gpu:g} is not allowed: a number >= 0")
         if self.gpu > 1 and self.gpu != int(self.gpu):
@@ -39,14 +48,50 @@ class TrialResources:
         return {"cpu": self.cpu, "gpu": self.gpu}
 
 
+# Written by `ray up` on the head node; `ray submit` runs sweep scripts there.
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
+def startable_node_types(path: str = BOOTSTRAP_CONFIG) -> dict[str, dict[str, float]]:
+    """Resources of the worker types the autoscaler may start ({} off a launcher head)."""
+    import yaml
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return {}
+    config = yaml.safe_load(file.read_text()) or {}
+    types = config.get("available_node_types") or {}
+    head = config.get("head_node_type")
+    return {name: dict(spec.get("resources") or {}) for name, spec in types.items()
+            if name != head and (spec.get("max_workers") or 0) > 0}
+
+
+def resolve_gpus(request: TrialResources, nodes: list[dict],
+                 startable: dict[str, dict[str, float]] | None = None) -> TrialResources:
+    """`auto` GPUs: 1 per trial where some node has (or may start with) a GPU, else 0."""
+    if request.gpu is not None:
+        return request
+    pools = [n["Resources"] for n in nodes if n.get("Alive", True)] + list((startable or {}).values())
+    has_gpu = any(pool.get("GPU", 0) >= 1 for pool in pools)
+    return dataclasses.replace(request, gpu=1.0 if has_gpu else 0.0)
+
+
+def _fits(request: TrialResources, resources: dict[str, float]) -> bool:
+    return resources.get("CPU", 0) >= request.cpu and resources.get("GPU", 0) >= request.gpu
+
+
 def _describe(nodes: list[dict]) -> str:
     cpus = sum(n["Resources"].get("CPU", 0) for n in nodes)
     gpus = sum(n["Resources"].get("GPU", 0) for n in nodes)
     return f"{len(nodes)} node(s), {cpus:g} CPU, {gpus:g} GPU"
 
 
-def check_satisfiable(request: TrialResources, nodes: list[dict]) -> None:
-    """Raise UserError unless one live node has `request.cpu` CPUs and `request.gpu` GPUs."""
+def check_satisfiable(request: TrialResources, nodes: list[dict],
+                      startable: dict[str, dict[str, float]] | None = None) -> None:
+    """Raise UserError unless one live node, or a worker type the autoscaler may start, has
+    `request.cpu` CPUs and `request.gpu` GPUs."""
+    if any(_fits(request, resources) for resources in (startable or {}).values()):
+        return  # the autoscaler starts such a node while trials are pending
     alive = [n for n in nodes if n.get("Alive", True)]
     cluster = _describe(alive)
     most_gpus = max((n["Resources"].get("GPU", 0) for n in alive), default=0)
@@ -64,10 +109,7 @@ def check_satisfiable(request: TrialResources, nodes: list[dict]) -> None:
             f"--cpus-per-trial={request.cpu:g} cannot be satisfied: the largest node has "
             f"{most_cpus:g} CPU (cluster: {cluster}); use --cpus-per-trial <= {most_cpus:g}"
         )
-    if not any(
-        n["Resources"].get("CPU", 0) >= request.cpu and n["Resources"].get("GPU", 0) >= request.gpu
-        for n in alive
-    ):
+    if not any(_fits(request, n["Resources"]) for n in alive):
         raise UserError(
             f"--cpus-per-trial={request.cpu:g} with --gpus-per-trial={request.gpu:g} cannot be "
             f"satisfied: no single node has both (cluster: {cluster})"
