@@ -189,7 +189,8 @@ def main(args) -> int:
     with ray_session(settings):
         import ray
 
-        nodes, startable = ray.nodes(), startable_node_types()
+        nodes = ray.nodes()
+        startable = startable_node_types() if settings.attaches else {}  # autoscaled cluster
         opts = dataclasses.replace(opts, resources=resolve_gpus(opts.resources, nodes, startable))
         if not args.no_resource_check:
             check_satisfiable(opts.resources, nodes, startable)
