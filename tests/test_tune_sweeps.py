@@ -118,3 +118,40 @@ def test_crashed_worker_resumes_from_checkpoint_with_identical_results(local_ray
     la = levels[levels.trial_id == crashed].sort_values("round")["acc_sparse_last"].tolist()
     lb = levels[levels.trial_id != crashed].sort_values("round")["acc_sparse_last"].tolist()
     assert la == lb
+
+
+def test_failed_trial_is_never_counted_as_full_budget(local_ray, tmp_path):
+    common = full_config({"dataset": "digits", "epochs": 3, "e1": 1, "e2": 1, "rounds": 1})
+    plan = SweepPlan("fail", common, cells=[{CRASH_AT_EPOCH: 4}, {CRASH_AT_EPOCH: None}])
+    opts = SweepOptions(name="fail", storage=str(tmp_path), max_failures=0,
+                        checkpoint_every=1, resources=TrialResources(cpu=1))
+    outcome = run_plan(plan, opts)
+    assert outcome.completed == 1 and len(outcome.errors) == 1
+    epochs = read(tmp_path / "fail" / "results", "epochs")
+    per_trial = epochs.groupby("trial_id").agg(n=("global_epoch", "max"),
+                                              stopped=("stopped_early", "all"),
+                                              at=("stopped_at_epoch", "first"))
+    failed = per_trial[per_trial["n"] < 6]
+    assert len(failed) == 1 and failed["stopped"].all() and (failed["at"] == failed["n"]).all()
+    assert not per_trial[per_trial["n"] == 6]["stopped"].any()
+
+
+def test_resumed_sweep_writes_where_it_now_lives(local_ray, tmp_path):
+    """A sweep copied to new storage and resumed there writes its rows there."""
+    import shutil
+
+    common = full_config({"dataset": "digits", "epochs": 3, "e1": 1, "e2": 1, "rounds": 1})
+    plan = SweepPlan("moved", common, cells=[{CRASH_AT_EPOCH: 4}])
+    old = SweepOptions(name="moved", storage=str(tmp_path / "old"), checkpoint_every=1,
+                       resources=TrialResources(cpu=1))
+    assert run_plan(plan, old).errors  # stops (crash, no retries) after epoch 3
+    shutil.copytree(tmp_path / "old", tmp_path / "new")
+    new = SweepOptions(name="moved", storage=str(tmp_path / "new"), checkpoint_every=1,
+                       resources=TrialResources(cpu=1), resume=True)
+    outcome = run_plan(plan, new)
+    assert outcome.completed == 1 and not outcome.errors
+    moved = read(tmp_path / "new" / "moved" / "results", "epochs")
+    assert sorted(moved["global_epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert not moved["stopped_early"].any()
+    left = read(tmp_path / "old" / "moved" / "results", "epochs")
+    assert left["global_epoch"].max() < 6  # the old copy was not written to

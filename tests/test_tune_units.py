@@ -117,7 +117,9 @@ def test_trial_files_are_replaced_not_appended_and_marked_stopped(tmp_path):
     assert not (tmp_path / "levels").exists()  # no level finished yet
     for _ in epochs:
         results.write_trial(str(tmp_path), info, run)
-    assert results.previous_attempt(str(tmp_path), "abc_00000") == 1
+    # each start of a trial is counted before it trains, even one that dies at once
+    assert [results.next_attempt(str(tmp_path), "abc_00000") for _ in range(3)] == [1, 2, 3]
+    assert results.next_attempt(str(tmp_path), "other_00001") == 1
     results.mark_stopped(str(tmp_path), "abc_00000", True, 3)
     table = ds.dataset(tmp_path / "epochs").to_table().to_pandas()
     assert list(table["global_epoch"]) == [1, 2, 3, 4]  # one row per epoch, no duplicates

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ts3ray.results.writer import epoch_table, level_table, resolve, write_atomic
@@ -86,12 +85,21 @@ def read_trial(results: str, table: str, trial_id: str) -> pa.Table | None:
         return pq.read_table(handle)
 
 
-def previous_attempt(results: str, trial_id: str) -> int:
-    """The highest attempt recorded for this trial so far (0 when it never wrote rows)."""
-    table = read_trial(results, "epochs", trial_id)
-    if table is None or table.num_rows == 0:
-        return 0
-    return int(pc.max(table.column("attempt")).as_py())
+def next_attempt(results: str, trial_id: str) -> int:
+    """Count this start of the trial: 1 for the first, 2 for the first retry or resume...
+    The count lives in `<results>/_attempts/<trial_id>` (written before any training, so a
+    start that crashes before its first Parquet write still counts)."""
+    fs, path = resolve(f"{str(results).rstrip('/')}/_attempts/{trial_id}")
+    previous = 0
+    if fs.get_file_info(path).type.name == "File":
+        with fs.open_input_stream(path) as handle:
+            previous = int(handle.read().decode().strip() or 0)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    tmp = f"{path}.tmp"
+    with fs.open_output_stream(tmp) as out:
+        out.write(f"{previous + 1}\n".encode())
+    fs.move(tmp, path)
+    return previous + 1
 
 
 def mark_stopped(results: str, trial_id: str, stopped_early: bool, last_epoch: int) -> None:

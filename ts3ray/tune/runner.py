@@ -56,7 +56,6 @@ def param_space(plan: SweepPlan, opts: SweepOptions) -> dict[str, Any]:
     space = {
         **plan.common,
         trainable.SWEEP: plan.sweep,
-        trainable.RESULTS: opts.results_uri,
         trainable.CHECKPOINT_EVERY: opts.checkpoint_every,
         trainable.WRITE_EVERY_EPOCH: opts.scheduler != "none",
     }
@@ -121,10 +120,20 @@ def _progress_callback(total: int):
     return TrialProgress()
 
 
+def make_trainable(opts: SweepOptions):
+    """The trainable with its resources and the results location. The location is a
+    parameter, not part of the trial config, so a sweep moved to new storage and resumed
+    writes its rows where it now lives (restore re-supplies the parameters)."""
+    from ray import tune
+
+    with_results = tune.with_parameters(trainable.lottery_trainable, results_uri=opts.results_uri)
+    return tune.with_resources(with_results, opts.resources.as_tune())
+
+
 def make_tuner(plan: SweepPlan, opts: SweepOptions):
     from ray import tune
 
-    trainable_fn = tune.with_resources(trainable.lottery_trainable, opts.resources.as_tune())
+    trainable_fn = make_trainable(opts)
     searcher = None
     num_samples = 1
     if plan.search:
@@ -156,8 +165,7 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
 def restore_tuner(plan: SweepPlan, opts: SweepOptions):
     from ray import tune
 
-    trainable_fn = tune.with_resources(trainable.lottery_trainable, opts.resources.as_tune())
-    return tune.Tuner.restore(opts.experiment_path, trainable=trainable_fn,
+    return tune.Tuner.restore(opts.experiment_path, trainable=make_trainable(opts),
                               resume_unfinished=True, resume_errored=True)
 
 
@@ -191,6 +199,8 @@ def record_stops(result_grid, results_uri: str) -> SweepOutcome:
         trial_id = metrics.get("trial_id")
         if result.error is not None:
             errors.append(f"{trial_id or result.path}: {str(result.error).splitlines()[0]}")
+            if trial_id is not None:  # its rows end early: never count it as full budget
+                results.mark_stopped(results_uri, trial_id, True, int(metrics["global_epoch"]))
             continue
         if trial_id is None:
             continue

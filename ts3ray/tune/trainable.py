@@ -29,7 +29,6 @@ from ts3ray.tune import results
 STATE_FILE = "state.pt"
 CELL = "cell"
 SWEEP = "_sweep"
-RESULTS = "_results"
 CHECKPOINT_EVERY = "_checkpoint_every"
 WRITE_EVERY_EPOCH = "_write_every_epoch"  # set when a scheduler may stop the trial
 CRASH_AT_EPOCH = "_crash_at_epoch"  # tests only: kill the worker once at this epoch
@@ -83,20 +82,22 @@ def load_checkpoint(run, checkpoint) -> None:
     run.load_state_dict(state)
 
 
-def crash_once(trial_config: dict[str, Any], trial_id: str, global_epoch: int) -> None:
+def crash_once(trial_config: dict[str, Any], results_uri: str, trial_id: str,
+               global_epoch: int) -> None:
     """Tests: end the worker process abruptly the first time `global_epoch` is reached
     (a marker under the local results directory remembers that it happened)."""
     if sweep_value(trial_config, CRASH_AT_EPOCH) != global_epoch:
         return
-    marker = Path(trial_config[RESULTS]) / "_crashed" / f"{trial_id}-{global_epoch}"
+    marker = Path(results_uri) / "_crashed" / f"{trial_id}-{global_epoch}"
     if not marker.exists():
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("crashed once\n")
         os._exit(1)
 
 
-def lottery_trainable(trial_config: dict[str, Any]) -> None:
-    """Run (or continue) one lottery run, reporting every epoch to Tune."""
+def lottery_trainable(trial_config: dict[str, Any], results_uri: str) -> None:
+    """Run (or continue) one lottery run, reporting every epoch to Tune; its Parquet rows go
+    to `results_uri` (given through tune.with_parameters, see runner.make_trainable)."""
     import ray
     from ray import tune
 
@@ -113,12 +114,11 @@ def lottery_trainable(trial_config: dict[str, Any]) -> None:
     if checkpoint is not None:
         load_checkpoint(run, checkpoint)
 
-    results_uri = trial_config[RESULTS]
     trial_id = tune.get_context().get_trial_id()
     info = results.TrialInfo(
         sweep=trial_config[SWEEP],
         trial_id=trial_id,
-        attempt=results.previous_attempt(results_uri, trial_id) + 1,
+        attempt=results.next_attempt(results_uri, trial_id),
         node=ray.get_runtime_context().get_node_id(),
         resumed_from=run.global_epoch,
         started_at=started_at,
@@ -130,7 +130,7 @@ def lottery_trainable(trial_config: dict[str, Any]) -> None:
         report(last, run, with_checkpoint=True)
         return
     for record in run.epochs():
-        crash_once(trial_config, trial_id, record["global_epoch"])
+        crash_once(trial_config, results_uri, trial_id, record["global_epoch"])
         due = run.done or run.global_epoch % every == 0
         if due or trial_config.get(WRITE_EVERY_EPOCH):
             results.write_trial(results_uri, info, run)
