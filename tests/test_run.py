@@ -173,3 +173,14 @@ def test_dense_first_order_trains_d_before_s():
                                      "run_id": s_first.epoch_rows[0]["run_id"]}
     assert s_first.epoch_rows[1]["acc_dense"] != d_first.epoch_rows[1]["acc_dense"] or \
         s_first.epoch_rows[1]["loss_sparse"] != d_first.epoch_rows[1]["loss_sparse"]
+
+
+def test_parity_keeps_alternating_across_stage_windows():
+    """`semi` alternates through the warm-up window too: S, D, S, D, ... without a repeat."""
+    run = LotteryRun(tiny(variant="semi", epochs=5, e1=2, e2=2, alternate="parity"))
+    learners = []
+    for _ in range(5):
+        before = {"S": params(run.sparse_model), "D": params(run.dense_model)}
+        run.train_epoch()
+        learners += [n for n in before if not same(before[n], params(run.sparse_model if n == "S" else run.dense_model))]
+    assert learners == ["S", "D", "S", "D", "S"]

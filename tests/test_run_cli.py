@@ -108,3 +108,47 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     assert code == 0
     assert read_rows(cut / "epochs.parquet") == read_rows(whole / "epochs.parquet")
     assert read_rows(cut / "levels.parquet") == read_rows(whole / "levels.parquet")
+
+
+CONFIG_FILE_BAD = [
+    ("lr_decay_epochs: 2\n", "lr_decay_epochs=2", "list of integers"),
+    ("device: 0\n", "device=0", "a string"),
+    ("epochs: 2.5\n", "epochs=2.5", "an integer"),
+    ("lam: null\n", "lam=None", "a number"),
+    ("seed: -1\n", "seed=-1", "[0, 2**32)"),
+    ("eval_batch_size: 0\n", "eval_batch_size=0", ">= 1"),
+    ("dataset: synthetic\nnoise: asym\n", "noise='asym'", "class map"),
+    ("noise: none\nnoise_rate: 0.4\n", "noise_rate=0.4", "0 with noise=none"),
+]
+
+
+@pytest.mark.parametrize("text, names, allowed", CONFIG_FILE_BAD)
+def test_typed_values_from_a_config_file_are_checked(tmp_path, capsys, text, names, allowed):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    code = main(["run", "--config", str(path), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert names in err and allowed in err, err
+    assert not out.exists()
+
+
+def test_clean_labels_select_every_sample():
+    from ts3ray.config import make_config
+
+    config = make_config({"noise": "none"})
+    assert config.noise_rate == 0.0 and config.effective_select_rate() == 0.0
+
+
+def test_out_that_is_a_file_or_holds_another_config_is_refused(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert main(["run", *BASE, "--out", str(a_file), "--quiet"]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    foreign = tmp_path / "project"
+    foreign.mkdir()
+    (foreign / "config.json").write_text('{"name": "something else"}')
+    assert main(["run", *BASE, "--out", str(foreign), "--quiet"]) == 2
+    assert "not a ts3ray run's" in capsys.readouterr().err
+    assert sorted(p.name for p in foreign.iterdir()) == ["config.json"]  # nothing written

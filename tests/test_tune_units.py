@@ -156,3 +156,12 @@ def test_worker_types_the_autoscaler_can_start_satisfy_the_request(tmp_path):
     with pytest.raises(UserError, match="--gpus-per-trial=2 cannot be satisfied"):
         check_satisfiable(TrialResources(cpu=4, gpu=2), head_only, startable)
     assert startable_node_types(str(tmp_path / "absent.yaml")) == {}
+
+
+@pytest.mark.parametrize("option", ["--checkpoint-every", "--num-samples"])
+def test_zero_option_values_are_refused_not_replaced(tmp_path, capsys, option):
+    from ts3ray.tune.cli import run_sweep
+
+    assert run_sweep("search", [option, "0", "--storage", str(tmp_path)]) == 2
+    assert f"{option}=0 is not allowed" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

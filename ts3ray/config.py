@@ -31,7 +31,7 @@ SELECTIONS = ("rate", "gmm")
 ORDERS = ("sparse_first", "dense_first")
 ALTERNATE_MODES = ("pass", "parity")
 NOISE_CONVENTIONS = ("sample", "exact")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda")  # no mps: the epoch statistics are float64
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ class RunConfig:
         """r of Eq. 2: eps, or eps/2 for asymmetric noise except CIFAR-100 (as in JoCoR)."""
         if self.select_rate is not None:
             return self.select_rate
+        if self.noise == "none":  # clean labels: nothing to leave out
+            return 0.0
         if self.noise == "asym" and self.dataset != "cifar100":
             return self.noise_rate / 2
         return self.noise_rate
@@ -131,9 +133,7 @@ def parse_value(key: str, text: Any) -> Any:
         raise ConfigError(key, text, f"unknown key; known keys: {', '.join(FIELD_NAMES)}")
     kind = FIELD_TYPES[key]
     if not isinstance(text, str):
-        if kind == tuple[int, ...] and isinstance(text, (list, tuple)):
-            return tuple(int(v) for v in text)
-        return text
+        return _typed_value(key, text, kind)
     raw = text.strip()
     try:
         if kind is bool:
@@ -155,6 +155,27 @@ def parse_value(key: str, text: Any) -> Any:
     return raw
 
 
+def _typed_value(key: str, value: Any, kind) -> Any:
+    """A value that arrived typed (YAML/JSON config file, Python API), checked by field type."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    checks = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: is_int,
+        float: lambda v: is_int or isinstance(v, float),
+        str: lambda v: isinstance(v, str),
+    }
+    if kind == tuple[int, ...]:
+        items = value if isinstance(value, (list, tuple)) else None
+        if items is not None and all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            return tuple(items)
+    elif kind == float | None:
+        if value is None or checks[float](value):
+            return None if value is None else float(value)
+    elif checks[kind](value):
+        return float(value) if kind is float else value
+    raise ConfigError(key, value, f"expected {_type_name(kind)}")
+
+
 def _type_name(kind) -> str:
     names = {int: "an integer", float: "a number", bool: "true or false"}
     if kind == tuple[int, ...]:
@@ -174,6 +195,8 @@ def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = 
     parsed = {k: parse_value(k, v) for k, v in overrides.items()}
     dataset = parsed.get("dataset", RunConfig.dataset)
     values = dict(DATASET_DEFAULTS.get(dataset, {}))
+    if parsed.get("noise") == "none":
+        values["noise_rate"] = 0.0  # clean labels unless the user also set a rate (refused)
     values.update(parsed)
     config = RunConfig(**values)
     validate(config, check_files=check_files)
@@ -223,6 +246,13 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
         c.noise_rate,
         f"0 <= noise_rate < 1 - 1/C = {limit:.4g} for {num_classes} classes",
     )
+    if c.noise == "none":
+        _check(c.noise_rate == 0, "noise_rate", c.noise_rate, "0 with noise=none")
+    if c.noise == "asym":
+        _check(c.dataset in data.ASYM_MAPS, "noise", c.noise,
+               f"asym needs a class map; datasets with one: {', '.join(data.ASYM_MAPS)}")
+    _check(0 <= c.seed < 2**32, "seed", c.seed, "an integer in [0, 2**32)")
+    _check(c.eval_batch_size >= 1, "eval_batch_size", c.eval_batch_size, "an integer >= 1")
     if c.select_rate is not None:
         _check(0.0 <= c.select_rate < 1.0, "select_rate", c.select_rate, "0 <= r < 1 or auto")
     _check(c.lr > 0 and math.isfinite(c.lr), "lr", c.lr, "a positive number")

@@ -201,8 +201,9 @@ class LotteryRun:
         c = self.config
         started = time.perf_counter()
         stage = self.variant.stage_at(self.epoch, c.e1, c.e2)
-        stage_start = {0: 0, 1: c.e1, 2: c.e1 + c.e2}
-        window = 0 if self.epoch < c.e1 else (1 if self.epoch < c.e1 + c.e2 else 2)
+        stage_start = self.epoch  # the stage may span several windows (e.g. `semi`)
+        while stage_start > 0 and self.variant.stage_at(stage_start - 1, c.e1, c.e2) == stage:
+            stage_start -= 1
         lr = c.lr_at(self.epoch)
         for opt in self.optimizers.values():
             for group in opt.param_groups:
@@ -214,7 +215,7 @@ class LotteryRun:
             data=self.data,
             selector=self.selector,
             key=self.global_epoch,
-            stage_epoch=self.epoch - stage_start[window],
+            stage_epoch=self.epoch - stage_start,
             stats=stats,
         )
         STAGES[stage](self._pair(), ctx)

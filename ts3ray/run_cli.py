@@ -58,8 +58,18 @@ class RunDirectory:
         return self.path / CHECKPOINT
 
     def existing_run_id(self) -> str | None:
+        """The run this directory holds, None when empty or new; UserError if it holds
+        something else (a file, another tool's config.json)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"--out {self.path} is a file, not a directory")
         meta = self.path / "config.json"
-        return json.loads(meta.read_text())["run_id"] if meta.exists() else None
+        if not meta.exists():
+            return None
+        try:
+            return json.loads(meta.read_text())["run_id"]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"--out {self.path} holds a config.json that is not a ts3ray run's; "
+                            "choose another --out") from None
 
     def load_state(self):
         return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
@@ -79,6 +89,13 @@ class RunDirectory:
         tmp = self.path / f".{name}.tmp"
         tmp.write_text(text)
         os.replace(tmp, self.path / name)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def main(args) -> int:
@@ -101,7 +118,7 @@ def main(args) -> int:
             f"--out {args.out} already holds run {existing}; pass --resume to continue it "
             "or choose another --out"
         )
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    torch.set_num_threads(available_cpus())
     run = LotteryRun(config)
     if args.resume and out.checkpoint.exists():
         run.load_state_dict(out.load_state())

@@ -106,13 +106,18 @@ def base_values(args, preset) -> dict:
     return values
 
 
+def _given(value, default):
+    """The option's value when given (0 included: it is then refused by its check)."""
+    return default if value is None else value
+
+
 def sweep_options(args, plan: SweepPlan, preset) -> SweepOptions:
-    every = args.checkpoint_every or preset.checkpoint_every
+    every = _given(args.checkpoint_every, preset.checkpoint_every)
     if every < 1:
         raise UserError(f"--checkpoint-every={every} is not allowed: K >= 1")
     if args.max_failures < 0:
         raise UserError(f"--max-failures={args.max_failures} is not allowed: N >= 0")
-    num_samples = getattr(args, "num_samples", None) or preset.num_samples
+    num_samples = _given(getattr(args, "num_samples", None), preset.num_samples)
     if num_samples < 1:
         raise UserError(f"--num-samples={num_samples} is not allowed: >= 1")
     return SweepOptions(
@@ -120,7 +125,7 @@ def sweep_options(args, plan: SweepPlan, preset) -> SweepOptions:
         storage=absolute(args.storage or os.environ.get(STORAGE_ENV) or "ray_results"),
         resources=TrialResources(args.cpus_per_trial, args.gpus_per_trial),
         scheduler=args.scheduler or SWEEPS[args.sweep].default_scheduler,
-        grace_period=args.grace_period or preset.grace_period,
+        grace_period=_given(args.grace_period, preset.grace_period),
         reduction_factor=args.reduction_factor,
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
