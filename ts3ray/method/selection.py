@@ -4,8 +4,11 @@ A selector is asked once at the start of every training pass (`begin_pass`) and 
 batch (`clean_mask`). The rate selector needs nothing up front; the GMM selector fits a
 two-component Gaussian mixture to each network's per-sample losses over the whole training
 set (DivideMix style: min-max normalised CE, clean = posterior of the low-mean component
-> 0.5) and then looks the batch up by sample index. Networks are fixed during the pass in
-which their division is used, so the division computed at the start is exact for it.
+> 0.5) and then looks the batch up by sample index. In alternate learning the peer whose
+division is used is fixed during the pass, so its division is exact for that pass; where a
+network selects for itself while training (refinement, `own_small_loss`, S's label
+precision) the division is the one from the start of the pass, as DivideMix divides once
+per epoch.
 """
 from __future__ import annotations
 

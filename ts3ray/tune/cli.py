@@ -196,7 +196,9 @@ def main(args) -> int:
 
         nodes = ray.nodes()
         startable = startable_node_types() if settings.attaches else {}  # autoscaled cluster
-        opts = dataclasses.replace(opts, resources=resolve_gpus(opts.resources, nodes, startable))
+        cpu_only = str(plan.common.get("device", "auto")) == "cpu"  # auto GPUs: none then
+        gpu_pool = ([], {}) if cpu_only else (nodes, startable)
+        opts = dataclasses.replace(opts, resources=resolve_gpus(opts.resources, *gpu_pool))
         if not args.no_resource_check:
             check_satisfiable(opts.resources, nodes, startable)
         what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
