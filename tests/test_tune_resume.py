@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 

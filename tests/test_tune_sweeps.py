@@ -5,7 +5,6 @@ import duckdb
 import optuna
 import pandas as pd
 import pyarrow.dataset as ds
-import pytest
 
 from ts3ray.tune.cli import run_sweep
 from ts3ray.tune.plans import SweepPlan, full_config

@@ -19,6 +19,8 @@ import torch
 
 from ts3ray.config import load_config_file, make_config, parse_overrides
 from ts3ray.errors import UserError
+from ts3ray.results.output import write_atomic as write_file_atomic
+from ts3ray.results.output import write_text_atomic
 from ts3ray.results.writer import epoch_table, level_table, write_atomic
 
 CHECKPOINT = "checkpoint.pt"
@@ -75,20 +77,12 @@ class RunDirectory:
         return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
 
     def save(self, run) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._write_text("config.json", json.dumps(
-            {"run_id": run.config.run_id, **run.config.to_dict()}, indent=2, default=list))
-        tmp = self.path / f".{CHECKPOINT}.tmp"
-        torch.save(run.state_dict(), tmp)
-        os.replace(tmp, self.checkpoint)
         config_values = run.config.to_dict()
+        write_text_atomic(self.path / "config.json", json.dumps(
+            {"run_id": run.config.run_id, **config_values}, indent=2, default=list))
+        write_file_atomic(self.checkpoint, lambda tmp: torch.save(run.state_dict(), tmp))
         write_atomic(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
         write_atomic(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
-
-    def _write_text(self, name: str, text: str) -> None:
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, self.path / name)
 
 
 def available_cpus() -> int:
