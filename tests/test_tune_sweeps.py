@@ -154,3 +154,14 @@ def test_resumed_sweep_writes_where_it_now_lives(local_ray, tmp_path):
     assert not moved["stopped_early"].any()
     left = read(tmp_path / "old" / "moved" / "results", "epochs")
     assert left["global_epoch"].max() < 6  # the old copy was not written to
+
+
+def test_storage_given_as_a_pyarrow_fs_uri(local_ray, tmp_path, capsys):
+    """--storage takes a URI (s3://, gs://, ... here file://): trials write through pyarrow.fs."""
+    code = run_sweep("sensitivity", ["--params", "lam", "--storage", f"file://{tmp_path}", *TINY])
+    assert code == 0
+    epochs = read(tmp_path / "sensitivity-quick" / "results", "epochs")
+    levels = read(tmp_path / "sensitivity-quick" / "results", "levels")
+    assert_one_row_set_per_trial(epochs, levels)
+    assert sorted(levels["lam"].unique()) == [0.0, 0.5, 0.7, 1.0]
+    assert "Influence of λ" in capsys.readouterr().out  # the table read the URI back
