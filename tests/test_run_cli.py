@@ -152,3 +152,11 @@ def test_out_that_is_a_file_or_holds_another_config_is_refused(tmp_path, capsys)
     assert main(["run", *BASE, "--out", str(foreign), "--quiet"]) == 2
     assert "not a ts3ray run's" in capsys.readouterr().err
     assert sorted(p.name for p in foreign.iterdir()) == ["config.json"]  # nothing written
+
+
+@pytest.mark.parametrize("option", [["--threads", "0"], ["--checkpoint-every", "0"]])
+def test_bad_run_options_exit_2_and_write_nothing(tmp_path, capsys, option):
+    out = tmp_path / "out"
+    assert main(["run", *BASE, *option, "--out", str(out), "--quiet"]) == 2
+    assert f"{option[0]}=0 is not allowed" in capsys.readouterr().err
+    assert not out.exists()

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=1, metavar="K",
                         help="save state and Parquet every K epochs (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: the CPUs this process may use; "
+                             "1 is faster for small nets on a CPU shared with other work)")
     parser.add_argument("--download", action="store_true",
                         help="let torchvision download a missing dataset into data_root")
 
@@ -112,7 +115,9 @@ def main(args) -> int:
             f"--out {args.out} already holds run {existing}; pass --resume to continue it "
             "or choose another --out"
         )
-    torch.set_num_threads(available_cpus())
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads={args.threads} is not allowed: N >= 1")
+    torch.set_num_threads(args.threads or available_cpus())
     run = LotteryRun(config)
     if args.resume and out.checkpoint.exists():
         run.load_state_dict(out.load_state())
