@@ -144,7 +144,6 @@ class LotteryRun:
         }
         self.level = 0  # IMP round whose mask is being trained (0 = dense)
         self.epoch = 0  # epochs finished in this level
-        self.level_accs: list[float] = []  # S's accuracy per finished epoch of this level
         self.epoch_rows: list[dict[str, Any]] = []
         self.level_rows: list[dict[str, Any]] = []
         self._new_optimizers()
@@ -226,7 +225,6 @@ class LotteryRun:
         self.epoch += 1
         record = self._epoch_record(stage, lr, values, time.perf_counter() - started)
         self.epoch_rows.append(record)
-        self.level_accs.append(record["acc_sparse"])
         if self.epoch == c.epochs:
             self._finish_level(record)
         return record
@@ -264,13 +262,13 @@ class LotteryRun:
                 "nonzero_params": last["nonzero_params"],
                 "total_params": self.total_params,
                 "acc_sparse_last": last["acc_sparse"],
-                "acc_sparse_best": max(self.level_accs),
+                "acc_sparse_best": max(r["acc_sparse"] for r in self.epoch_rows
+                                       if r["round"] == self.level),
                 "acc_dense_last": last["acc_dense"],
             }
         )
         self.level += 1
         self.epoch = 0
-        self.level_accs = []
         if not self.done:
             self._prune_and_reset()
 
@@ -294,7 +292,6 @@ class LotteryRun:
             "config": _plain(self.config.to_dict()),
             "level": self.level,
             "epoch": self.epoch,
-            "level_accs": list(self.level_accs),
             "models": {n: m.state_dict() for n, m in self._models().items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "masks": {n: dict(m) for n, m in self.masks.items()},
@@ -310,7 +307,6 @@ class LotteryRun:
                 f"checkpoint belongs to run {state.get('run_id')}, not {self.config.run_id}"
             )
         self.level, self.epoch = int(state["level"]), int(state["epoch"])
-        self.level_accs = list(state["level_accs"])
         for name, model in self._models().items():
             model.load_state_dict(state["models"][name])
         self.masks = {n: {k: v.to(self.device) for k, v in m.items()} for n, m in state["masks"].items()}
