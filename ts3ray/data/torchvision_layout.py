@@ -1,12 +1,12 @@
 """MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 read from torchvision's on-disk layout.
 
-Files are parsed with numpy (IDX headers, CIFAR pickles); torchvision is used only to
-download, and only when asked to. A missing or damaged file raises DataMissingError
+Files are parsed with numpy (IDX headers) and a restricted unpickler that runs nothing the
+file names (CIFAR pickles, see safe_pickle.py); torchvision is used only to download, and
+only when asked to. A missing or damaged file raises DataMissingError
 with one line naming the path and how to obtain it.
 """
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import torch
 
 from ts3ray.data.dataset import ImageDataset
 from ts3ray.data.idx import check_idx, read_idx
+from ts3ray.data.safe_pickle import RefusedContent, load_restricted
 from ts3ray.errors import DataMissingError
 
 # split part -> torchvision's raw file name (a ``.gz`` twin is accepted too)
@@ -136,9 +137,14 @@ class CifarSource:
     def _read(self, path: Path, hint: str) -> tuple[np.ndarray, np.ndarray]:
         try:
             with open(path, "rb") as f:
-                batch = pickle.load(f, encoding="bytes")
+                batch = load_restricted(f, encoding="bytes")
         except FileNotFoundError:
             raise DataMissingError(f"{path} is missing; {hint}") from None
+        except RefusedContent as err:
+            raise DataMissingError(
+                f"{path} was not read: {err}; a CIFAR batch holds only numpy arrays and lists, "
+                f"so this file is not one (it may be crafted): delete it, then {hint}"
+            ) from None
         except Exception as err:  # a cut-off pickle fails in several ways
             raise DataMissingError(
                 f"{path} is truncated or not a CIFAR pickle ({_one_line(err)}); {hint}"
@@ -146,10 +152,11 @@ class CifarSource:
         if not isinstance(batch, dict) or b"data" not in batch or self.label_key not in batch:
             raise DataMissingError(f"{path} lacks b'data' or {self.label_key!r}; {hint}")
         x, y = np.asarray(batch[b"data"]), np.asarray(batch[self.label_key])
-        if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != CIFAR_ROW or y.shape != (x.shape[0],):
+        if (x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != CIFAR_ROW or y.shape != (x.shape[0],)
+                or y.dtype.kind not in "iu"):
             raise DataMissingError(
-                f"{path} has data {x.dtype}{x.shape} and {y.shape} labels, expected uint8 (N, {CIFAR_ROW}) "
-                f"and N labels; {hint}"
+                f"{path} has data {x.dtype}{x.shape} and {y.dtype}{y.shape} labels, expected uint8 (N, {CIFAR_ROW}) "
+                f"and N integer labels; {hint}"
             )
         return x, y
 
