@@ -2,14 +2,24 @@
 
 Modules are imported lazily so that ``ts3ray table`` does not pay for importing Ray or
 torch. Each module provides ``add_arguments(parser)`` and ``main(args) -> int``.
+
+Every way out is one line on stderr: a :class:`UserError` exits 2, an operating-system
+failure (full disk, permission denied, ...) exits 1, Ctrl-C exits 130 and SIGTERM 143;
+``finally`` blocks run on all of them, so locks and temporary files are cleaned up.
+``--debug`` (anywhere on the line) or ``TS3RAY_DEBUG=1`` shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
+from typing import Iterator
 
-from ts3ray.errors import UserError
+from ts3ray.errors import Terminated, UserError, one_line
 
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -20,10 +30,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("ts3ray.data.cli", "dataset utilities (offline fetch)"),
     "cluster": ("ts3ray.cluster", "cluster file utilities (check)"),
 }
+DEBUG_FLAG, DEBUG_ENV = "--debug", "TS3RAY_DEBUG"
+EXIT_OS_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
+TRACEBACK_HINT = f"(run with {DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback)"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one UserError line (not usage + error); sub-parsers too."""
+
+    def error(self, message: str):
+        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ts3ray", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ts3ray", description=__doc__.splitlines()[0])
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help=f"show tracebacks instead of one-line errors (also {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module_name, help_text) in COMMANDS.items():
@@ -35,14 +57,80 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
+def debug_requested(argv: list[str]) -> bool:
+    return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+
+
+def describe_os_error(err: OSError) -> str:
+    """`No space left on device: '/runs/a/.checkpoint.pt.tmp'` and what to do."""
+    what = err.strerror or type(err).__name__
+    where = f": {err.filename!r}" if err.filename else ""
+    if err.filename2:
+        where += f" -> {err.filename2!r}"
+    text = f"{what}{where}" if err.strerror else one_line(f"{what}: {err}")
+    if err.errno in (28, 122):  # ENOSPC, EDQUOT
+        text += "; free some space, then rerun (`ts3ray run` continues with --resume)"
+    return text
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the main thread (default: die without cleanup)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return int(args._main(args) or 0)
-    except UserError as err:
-        print(f"ts3ray: error: {err}", file=sys.stderr)
-        return err.exit_code
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _error(text: str) -> None:
+    print(f"ts3ray: error: {one_line(text)}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != DEBUG_FLAG]
+    with terminate_as_interrupt():
+        try:
+            args = build_parser(argv).parse_args(argv)
+            return int(args._main(args) or 0)
+        except UserError as err:
+            if debug:
+                raise
+            _error(str(err))
+            return err.exit_code
+        except Terminated:
+            if debug:
+                raise
+            print("ts3ray: terminated (SIGTERM)", file=sys.stderr)
+            return EXIT_TERMINATED
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print("ts3ray: interrupted (Ctrl-C)", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `ts3ray table ... | head`: the reader left, nothing to say
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")
+            return EXIT_OS_ERROR
+        except OSError as err:
+            if debug:
+                raise
+            _error(f"{describe_os_error(err)} {TRACEBACK_HINT}")
+            return EXIT_OS_ERROR
+        except MemoryError:
+            if debug:
+                raise
+            _error(f"out of memory {TRACEBACK_HINT}")
+            return EXIT_OS_ERROR
 
 
 if __name__ == "__main__":

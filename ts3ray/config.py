@@ -104,7 +104,9 @@ NOT_HASHED = ("data_root", "device", "eval_batch_size")
 
 
 def config_hash(config: RunConfig) -> str:
-    payload = {k: v for k, v in config.to_dict().items() if k not in NOT_HASHED}
+    # + 0.0 turns -0.0 into 0.0: tau=-0 and tau=0 compute the same run
+    payload = {k: v + 0.0 if isinstance(v, float) else v
+               for k, v in config.to_dict().items() if k not in NOT_HASHED}
     text = json.dumps(payload, sort_keys=True, default=list)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
@@ -226,7 +228,14 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     _one_of("selection", c.selection, SELECTIONS)
     _one_of("order", c.order, ORDERS)
     _one_of("alternate", c.alternate, ALTERNATE_MODES)
-    _one_of("device", c.device.split(":")[0], DEVICES)
+    from ts3ray.devices import parse_device
+
+    parse_device(c.device)  # full syntax; whether it exists is checked where the run happens
+    _check("\0" not in c.data_root, "data_root", c.data_root, "a path without NUL characters")
+    int_limit = 2**31  # torch sizes and counters; Python ints are unbounded
+    for key in ("epochs", "e1", "e2", "batch_size", "rounds", "seed", "eval_batch_size"):
+        value = getattr(c, key)
+        _check(-int_limit < value < int_limit, key, value, "an integer below 2**31 in size")
     for key in ("lam", "tau", "gamma"):
         value = getattr(c, key)
         _check(0.0 <= value <= 1.0, key, value, "a number in [0, 1]")
@@ -257,28 +266,34 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
         _check(0.0 <= c.select_rate < 1.0, "select_rate", c.select_rate, "0 <= r < 1 or auto")
     _check(c.lr > 0 and math.isfinite(c.lr), "lr", c.lr, "a positive number")
     _check(c.batch_size >= 2, "batch_size", c.batch_size, "an integer >= 2")
-    _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "a number >= 0")
+    _check(0 <= c.weight_decay < math.inf, "weight_decay", c.weight_decay, "a finite number >= 0")
     _check(0 <= c.momentum < 1, "momentum", c.momentum, "0 <= momentum < 1")
-    _check(c.lr_decay_factor > 0, "lr_decay_factor", c.lr_decay_factor, "a positive number")
+    _check(0 < c.lr_decay_factor <= 1, "lr_decay_factor", c.lr_decay_factor,
+           "0 < factor <= 1 (the rate is multiplied by it at each decay epoch)")
+    for m in c.lr_decay_epochs:
+        _check(1 <= m < int_limit, "lr_decay_epochs", c.lr_decay_epochs,
+               "epochs >= 1 within a round at which the rate decays")
     if check_files:
         data.check_available(c.dataset, c.data_root)
 
 
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read a YAML or JSON mapping of config keys (values are parsed like key=value)."""
-    import yaml
+    """Read a YAML or JSON mapping of config keys (values are parsed like key=value).
 
+    The file is bounded (size, alias expansion; see yaml_input.py); every problem is one
+    UserError line starting with ``--config PATH``."""
     from ts3ray.errors import UserError
+    from ts3ray.yaml_input import YamlInputError, read_yaml_file
 
     try:
-        with open(path) as fh:
-            loaded = yaml.safe_load(fh) or {}
-    except FileNotFoundError:
-        raise UserError(f"--config {path}: no such file") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"--config {path}: not valid YAML/JSON ({str(err).splitlines()[0]})")
+        loaded = read_yaml_file(path)
+    except YamlInputError as err:
+        raise UserError(f"--config {err}") from None
+    if loaded is None:
+        return {}
     if not isinstance(loaded, dict):
-        raise UserError(f"--config {path}: expected a mapping of key: value")
+        raise UserError(f"--config {path}: expected a mapping of key: value, "
+                        f"found a {type(loaded).__name__}")
     return loaded
 
 

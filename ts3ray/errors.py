@@ -1,8 +1,11 @@
 """User-facing errors: one line naming the key, the value and what is allowed.
 
 The CLI prints ``ts3ray: error: <message>`` for any :class:`UserError` and exits with
-status 2, before any output file is written.
+status 2, before any output file is written. Messages pass through :func:`one_line`, so a
+huge or multi-line value (a YAML bomb, a binary file) never floods the terminal.
 """
+
+MESSAGE_LIMIT = 400  # characters of one error line
 
 
 class UserError(Exception):
@@ -16,8 +19,24 @@ class ConfigError(UserError, ValueError):
 
     def __init__(self, key: str, value, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+        super().__init__(f"{key}={shorten(repr(value), 80)} is not allowed: {allowed}")
 
 
 class DataMissingError(UserError, FileNotFoundError):
     """A dataset file is missing or truncated; the message says how to obtain it."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every ``finally`` still runs."""
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Whitespace (newlines included) collapsed to single spaces, then shortened."""
+    return shorten(" ".join(str(text).split()), limit)
