@@ -6,6 +6,10 @@ DIR/epochs.parquet       one row per (round, epoch)
 DIR/levels.parquet       one row per sparsity level
 The Parquet files are rewritten atomically with every checkpoint, so after a crash they
 hold exactly the epochs the checkpoint holds, and `--resume` continues from there.
+
+A run owns its folder: DIR/.ts3ray.lock (run_lock.py) is held from the first check of the
+folder to the last write, so a second run into DIR is refused with one line naming the
+holder instead of mixing its files with the first one's.
 """
 from __future__ import annotations
 
@@ -18,9 +22,12 @@ from pathlib import Path
 import torch
 
 from ts3ray.config import load_config_file, make_config, parse_overrides
-from ts3ray.errors import UserError
+from ts3ray.devices import check_device_exists
+from ts3ray.errors import UserError, one_line, shorten
+from ts3ray.paths import check_output_dir
+from ts3ray.results.output import remove_temp_files, write_text_atomic
 from ts3ray.results.output import write_atomic as write_file_atomic
-from ts3ray.results.output import write_text_atomic
+from ts3ray.run_lock import RunFolderLock
 from ts3ray.results.writer import epoch_table, level_table, write_atomic
 
 CHECKPOINT = "checkpoint.pt"
@@ -71,13 +78,30 @@ class RunDirectory:
         if not meta.exists():
             return None
         try:
-            return json.loads(meta.read_text())["run_id"]
-        except (ValueError, KeyError, TypeError):
+            return str(json.loads(meta.read_text())["run_id"])
+        except (ValueError, KeyError, TypeError, OSError):
             raise UserError(f"--out {self.path} holds a config.json that is not a ts3ray run's; "
                             "choose another --out") from None
 
-    def load_state(self):
-        return torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+    def restore(self, run) -> None:
+        """Continue `run` from the checkpoint; one UserError line for a file that is
+        unreadable, not a checkpoint, or another run's."""
+        what_to_do = "delete it to start the run over, or restore it from a copy"
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated zip, random bytes, refused pickle, EOF, ...
+            raise UserError(f"--resume: {self.checkpoint} cannot be read as a checkpoint "
+                            f"({one_line(f'{type(err).__name__}: {err}', 120)}); {what_to_do}") from None
+        if not isinstance(state, dict) or state.get("run_id") != run.config.run_id:
+            found = state.get("run_id") if isinstance(state, dict) else type(state).__name__
+            raise UserError(f"--resume: {self.checkpoint} is not a checkpoint of run "
+                            f"{run.config.run_id} (it holds {shorten(repr(found), 40)}); {what_to_do}")
+        try:
+            run.load_state_dict(state)
+        except Exception as err:  # missing keys, wrong shapes: a damaged or foreign state
+            raise UserError(f"--resume: {self.checkpoint} does not hold a complete state of run "
+                            f"{run.config.run_id} ({one_line(f'{type(err).__name__}: {err}', 120)}); "
+                            f"{what_to_do}") from None
 
     def save(self, run) -> None:
         config_values = run.config.to_dict()
@@ -95,45 +119,54 @@ def available_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def check_options(args, config) -> None:
+    """Everything but the data and the folder's contents, before anything is written."""
+    if args.checkpoint_every < 1:
+        raise UserError(f"--checkpoint-every={args.checkpoint_every} is not allowed: K >= 1")
+    if args.threads is not None and not 1 <= args.threads <= 4096:
+        raise UserError(f"--threads={args.threads} is not allowed: 1 <= N <= 4096")
+    check_device_exists(config.device)
+    check_output_dir(args.out, "--out")
+
+
 def main(args) -> int:
     from tqdm import tqdm
 
     from ts3ray.run import LotteryRun
 
     config = build_config(args)  # validation happens before anything is written
-    if args.checkpoint_every < 1:
-        raise UserError(f"--checkpoint-every={args.checkpoint_every} is not allowed: K >= 1")
+    check_options(args, config)
     out = RunDirectory(args.out)
-    existing = out.existing_run_id()
-    if existing is not None and existing != config.run_id:
-        raise UserError(
-            f"--out {args.out} holds run {existing} with a different configuration; "
-            "choose another --out"
-        )
-    if existing is not None and not args.resume and out.checkpoint.exists():
-        raise UserError(
-            f"--out {args.out} already holds run {existing}; pass --resume to continue it "
-            "or choose another --out"
-        )
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads={args.threads} is not allowed: N >= 1")
-    torch.set_num_threads(args.threads or available_cpus())
-    run = LotteryRun(config)
-    if args.resume and out.checkpoint.exists():
-        run.load_state_dict(out.load_state())
-    if run.done:
-        print(f"run {config.run_id} in {args.out} is already complete", file=sys.stderr)
-        return 0
-    bar = tqdm(total=run.total_epochs, initial=run.global_epoch, disable=args.quiet,
-               unit="epoch", dynamic_ncols=True)
-    with bar:
-        for record in run.epochs():
-            bar.set_description(f"round {record['round']}/{config.rounds}")
-            bar.set_postfix(epoch=record["epoch"], stage=record["stage"],
-                            acc_S=f"{record['acc_sparse']:.4f}", refresh=False)
-            bar.update(1)
-            if run.done or run.global_epoch % args.checkpoint_every == 0:
-                out.save(run)
+    with RunFolderLock(out.path, label="--out"):  # one run per folder, for its whole life
+        remove_temp_files(out.path)  # left by a run that was killed mid-write
+        existing = out.existing_run_id()
+        if existing is not None and existing != config.run_id:
+            raise UserError(
+                f"--out {args.out} holds run {existing} with a different configuration; "
+                "choose another --out"
+            )
+        if existing is not None and not args.resume and out.checkpoint.exists():
+            raise UserError(
+                f"--out {args.out} already holds run {existing}; pass --resume to continue it "
+                "or choose another --out"
+            )
+        torch.set_num_threads(args.threads or available_cpus())
+        run = LotteryRun(config)
+        if args.resume and out.checkpoint.exists():
+            out.restore(run)
+        if run.done:
+            print(f"run {config.run_id} in {args.out} is already complete", file=sys.stderr)
+            return 0
+        bar = tqdm(total=run.total_epochs, initial=run.global_epoch, disable=args.quiet,
+                   unit="epoch", dynamic_ncols=True)
+        with bar:
+            for record in run.epochs():
+                bar.set_description(f"round {record['round']}/{config.rounds}")
+                bar.set_postfix(epoch=record["epoch"], stage=record["stage"],
+                                acc_S=f"{record['acc_sparse']:.4f}", refresh=False)
+                bar.update(1)
+                if run.done or run.global_epoch % args.checkpoint_every == 0:
+                    out.save(run)
     print(format_levels(run.level_rows))
     print(f"results in {args.out}/epochs.parquet and {args.out}/levels.parquet")
     return 0

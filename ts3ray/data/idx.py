@@ -57,6 +57,8 @@ def read_idx(path: Path, hint: str) -> np.ndarray:
         raise DataMissingError(f"{path} is missing; {hint}") from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise DataMissingError(f"{path} is truncated or not gzip ({err}); {hint}") from None
+    except OSError as err:
+        raise DataMissingError(f"{path} cannot be read ({err.strerror or err}); {hint}") from None
     return parse_idx(raw, str(path), hint)
 
 
@@ -67,8 +69,12 @@ def check_idx(path: Path, hint: str) -> None:
         raise DataMissingError(f"{path} is missing; {hint}")
     if path.suffix == ".gz":  # size unknown without decompressing
         return
-    with open(path, "rb") as f:
-        shape, length = _header(f.read(MAX_HEADER), str(path), hint)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(MAX_HEADER)
+    except OSError as err:
+        raise DataMissingError(f"{path} cannot be read ({err.strerror or err}); {hint}") from None
+    shape, length = _header(head, str(path), hint)
     _check_length(str(path), shape, path.stat().st_size - length, hint)
 
 

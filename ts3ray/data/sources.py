@@ -48,4 +48,16 @@ def load_dataset(name: str, data_root: str | Path = "data", *, download: bool = 
             source.check(root)
         except DataMissingError:
             source.download(root)
-    return source.load(root, seed)
+    dataset = source.load(root, seed)
+    require_images(dataset, root)
+    return dataset
+
+
+def require_images(dataset: ImageDataset, root: Path) -> None:
+    """DataMissingError for a split without images: training on it would record NaN
+    accuracies (no test images) or nothing learnt (no training images) as results."""
+    for split, labels in (("training", dataset.train_y), ("test", dataset.test_y)):
+        if len(labels) == 0:
+            raise DataMissingError(
+                f"dataset={dataset.name} under {root} has 0 {split} images; a run needs at least "
+                f"one in each split: replace the files with complete ones")

@@ -17,6 +17,7 @@ from ts3ray.data.dataset import ImageDataset
 from ts3ray.data.idx import check_idx, read_idx
 from ts3ray.data.safe_pickle import RefusedContent, load_restricted
 from ts3ray.errors import DataMissingError
+from ts3ray.paths import check_input_dir
 
 # split part -> torchvision's raw file name (a ``.gz`` twin is accepted too)
 IDX_FILES = {
@@ -81,6 +82,7 @@ class IdxSource:
         return gz if not plain.exists() and gz.exists() else plain
 
     def check(self, root: Path) -> None:
+        check_input_dir(root, "data_root")
         for part in IDX_FILES:
             check_idx(self.path(root, part), self.hint(root))
 
@@ -126,6 +128,7 @@ class CifarSource:
         return f"fetch it with `ts3ray run dataset=... --download` (needs internet), or {self.offline_hint(root)}"
 
     def check(self, root: Path) -> None:
+        check_input_dir(root, "data_root")
         for name in self.train_files + self.test_files:
             path = Path(root) / self.folder / name
             if not path.is_file() or path.stat().st_size == 0:

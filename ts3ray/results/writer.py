@@ -6,12 +6,14 @@ a rewrite (a retried trial) replaces the old file instead of adding a second one
 """
 from __future__ import annotations
 
-import uuid
+import contextlib
 from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from ts3ray.results import output
 
 
 def config_columns(config_values: dict[str, Any], *, lr_name: str = "lr") -> dict[str, Any]:
@@ -56,11 +58,18 @@ def resolve(path_or_uri: str) -> tuple[pafs.FileSystem, str]:
 
 
 def write_atomic(table: pa.Table, path_or_uri: str) -> None:
-    """Write `table` to a Parquet file: temporary name first, then a rename."""
+    """Write `table` to a Parquet file: temporary name first, then a rename (output.py)."""
     fs, path = resolve(path_or_uri)
-    parent = path.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
-    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}.parquet"
-    with fs.open_output_stream(tmp) as out:
-        pq.write_table(table, out)
-    fs.move(tmp, path)
+    if isinstance(fs, pafs.LocalFileSystem):
+        output.write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+        return
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    tmp = output.temp_path_for(path)
+    try:
+        with fs.open_output_stream(tmp) as out:
+            pq.write_table(table, out)
+        fs.move(tmp, path)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.delete_file(tmp)
+        raise
