@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ts3ray.errors import ConfigError, UserError
+from ts3ray.paths import check_output_file
 from ts3ray.results.load import read_table
 from ts3ray.results.output import write_atomic
 from ts3ray.results.plots import (
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round", help="curves/precision: one IMP round (integer) or 'last'")
     parser.add_argument("--round-lines", dest="round_lines", action="store_true", default=None,
                         help="curves: vertical lines at IMP round boundaries")
-    parser.add_argument("--dpi", type=int, default=150)
+    parser.add_argument("--dpi", type=int, default=150, help="png resolution, 10..1200 (default 150)")
 
 
 def plot_options(args: argparse.Namespace) -> PlotOptions:
@@ -81,8 +82,19 @@ def output_format(out: str) -> str:
     return suffix
 
 
+DPI_RANGE = (10, 1200)  # 1200 dpi: a 6.4 x 4.8 in figure is 7680 x 5760 pixels
+
+
+def check_dpi(dpi: int) -> None:
+    low, high = DPI_RANGE
+    if not low <= dpi <= high:
+        raise ConfigError("--dpi", dpi, f"an integer from {low} to {high}")
+
+
 def main(args: argparse.Namespace) -> int:
     fmt = output_format(args.out)
+    check_dpi(args.dpi)
+    check_output_file(args.out, "--out")
     opts = plot_options(args)
     kind = PLOT_KINDS[args.kind]
     fig = kind.draw(read_table(args.results, kind.table), opts)

@@ -13,6 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from ts3ray.errors import ConfigError, UserError
+from ts3ray.paths import check_output_file
 from ts3ray.results.load import SWEEP_PARAMS, read_table
 from ts3ray.results.output import write_text_atomic
 from ts3ray.results.render import RENDERERS
@@ -123,6 +124,8 @@ def table_options(args: argparse.Namespace) -> TableOptions:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_file(args.out, "--out")
     opts = table_options(args)
     model = TABLE_KINDS[args.kind].build(read_table(args.results, "levels"), opts)
     text = RENDERERS[args.format](model)

@@ -24,7 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ts3ray.errors import UserError
+from ts3ray.errors import UserError, one_line
 
 TABLES = ("levels", "epochs")
 SETTING_COLUMNS = ("dataset", "noise", "noise_rate")
@@ -120,13 +120,52 @@ def _nonempty(fs: pafs.FileSystem, root: str, table: str, results: str) -> list[
     return files
 
 
+# Columns every file of a table has (and, for levels, one it never has): a file in a results
+# folder without them is not ts3ray's (or belongs to the other table) and is not merged.
+TABLE_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "levels": (("run_id", "round"), ("epoch",)),
+    "epochs": (("run_id", "round", "epoch"), ()),
+}
+
+
+def _read_schema(fs: pafs.FileSystem, file: str, results: str) -> pa.Schema:
+    try:
+        return pq.read_schema(file, filesystem=fs)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise UserError(f"RESULTS '{results}': {file} is not a readable Parquet file "
+                        f"({one_line(str(err), 120)}); delete it or move it out of the results")
+
+
+def check_signature(schema: pa.Schema, file: str, table: str, results: str) -> None:
+    """UserError naming `file` unless its columns are those of a ts3ray `table` file."""
+    required, forbidden = TABLE_SIGNATURES[table]
+    names = set(schema.names)
+    missing = [c for c in required if c not in names]
+    extra = [c for c in forbidden if c in names]
+    if missing or extra:
+        why = (f"lacks column(s) {', '.join(missing)}" if missing
+               else f"has column(s) {', '.join(extra)} of the other table")
+        raise UserError(f"RESULTS '{results}': {file} is not a ts3ray {table} file ({why}); "
+                        "move it out of the results folder")
+
+
 def read_table(results: str, table: str) -> pd.DataFrame:
-    """All rows of `table` under RESULTS as one DataFrame (schemas unified across files)."""
+    """All rows of `table` under RESULTS as one DataFrame (schemas unified across files).
+
+    Every file is read and, when a folder's files are merged, checked to be a ts3ray file
+    of `table` first: a corrupt or foreign Parquet file is named in a UserError, never merged."""
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}, got {table!r}")
     fs, files = resolve_table(results, table)
+    schemas = [_read_schema(fs, f, results) for f in files]
+    if any(len(schema) for schema in schemas):  # a run writes a column-less table until
+        kept = [(f, s) for f, s in zip(files, schemas) if len(s)]  # its first level ends
+        files, schemas = [f for f, _ in kept], [s for _, s in kept]
+    if len(files) > 1 or _info(fs, _filesystem(str(results))[1]).type != pafs.FileType.File:
+        for schema, file in zip(schemas, files):
+            if len(schema):
+                check_signature(schema, file, table, results)
     try:
-        schemas = [pq.read_schema(f, filesystem=fs) for f in files]
         schema = pa.unify_schemas(schemas, promote_options="permissive")
         frame = ds.dataset(files, schema=schema, format="parquet", filesystem=fs).to_table()
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
