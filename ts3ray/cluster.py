@@ -18,8 +18,9 @@ Project rules:
   so ``TS3RAY_STORAGE=`` must be set in some command, to a URI (s3://, gs://, ...) or an
   absolute path on a shared mount; ``~`` and relative paths are per-node and rejected.
 * ``whole_resources``: node resources are whole units (fractions are per trial).
-* ``private_dashboard``: on a cloud provider the dashboard must not listen on 0.0.0.0, and
-  head_start_ray_commands must be set (the launcher's cloud defaults bind 0.0.0.0).
+* ``private_dashboard``: on any provider (local included) no command may bind the dashboard
+  to 0.0.0.0 (or ::); on a cloud provider head_start_ray_commands must be set (the
+  launcher's cloud defaults bind 0.0.0.0).
 * ``node_types``: ray's own cross-checks (head_node_type among available_node_types, sum of
   min_workers <= max_workers; local provider: head_ip and worker_ips, no node types).
 * ``pinned_versions``: versions pinned in commands (ts3ray wheel, ray==) match the installed
@@ -40,6 +41,8 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from ts3ray.yaml_input import YamlInputError, read_yaml_file
+
 CLOUD_PROVIDERS = ("aws", "gcp", "azure", "aliyun", "vsphere")
 COMMAND_KEYS = (
     "initialization_commands", "setup_commands", "head_setup_commands",
@@ -48,7 +51,9 @@ COMMAND_KEYS = (
 INSTALLS_TS3RAY = re.compile(r"\bpip3?\s+install\b.*\bts3ray\b")
 STORAGE_SETTING = re.compile(r"""TS3RAY_STORAGE=(?:'([^']*)'|"([^"]*)"|([^\s;&|'"]*))""")
 URI_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-OPEN_DASHBOARD = re.compile(r"--dashboard-host[=\s]+[\"']?(?:0\.0\.0\.0|::)(?=$|[\s;&|\"'])")
+# every-interface hosts: 0.0.0.0 (and its short forms 0, 0.0, 0.0.0), ::, [::], *
+OPEN_DASHBOARD = re.compile(
+    r"--dashboard-host[=\s]+[\"']?(?:0(?:\.0){0,3}|::|\[::\]|\*)(?=$|[\s;&|\"'])")
 MESSAGE_LIMIT = 200
 
 
@@ -304,19 +309,21 @@ def _provider_default_head_start(provider_type: str) -> list[str]:
 
 
 def rule_private_dashboard(cf: ClusterFile) -> list[Problem]:
-    if not cf.is_cloud:
-        return []
+    """No command may bind the dashboard to every interface, whatever the provider (a
+    local cluster's machines are on a network too); on a cloud provider the start commands
+    must be set, since the launcher's cloud defaults bind 0.0.0.0."""
     fix = ("anyone reaching port 8265 can submit jobs; use --dashboard-host=127.0.0.1 "
            "and `ray dashboard FILE` for an SSH tunnel")
-    if "head_start_ray_commands" not in cf.config:
+    problems = [Problem(key, f"binds the dashboard to 0.0.0.0 ({fix})")
+                for key in COMMAND_KEYS
+                if any(OPEN_DASHBOARD.search(c) for c in cf.commands(key))]
+    if cf.is_cloud and "head_start_ray_commands" not in cf.config:
         defaults = _provider_default_head_start(cf.provider_type)
         if any(OPEN_DASHBOARD.search(c) for c in defaults):
-            return [Problem("head_start_ray_commands",
-                            f"not set, so ray's {cf.provider_type} defaults apply, which bind "
-                            f"the dashboard to 0.0.0.0 ({fix})")]
-        return []
-    return [Problem("head_start_ray_commands", f"binds the dashboard to 0.0.0.0 ({fix})")
-            for c in cf.commands("head_start_ray_commands") if OPEN_DASHBOARD.search(c)]
+            problems.append(Problem("head_start_ray_commands",
+                                    f"not set, so ray's {cf.provider_type} defaults apply, which "
+                                    f"bind the dashboard to 0.0.0.0 ({fix})"))
+    return problems
 
 
 def rule_node_types(cf: ClusterFile) -> list[Problem]:
@@ -409,16 +416,9 @@ def check_config(name: str, config: Any) -> list[Problem]:
 def check_file(path: str) -> list[str]:
     """Output lines for one file: ``FILE: OK`` or one ``FILE: ...`` line per problem."""
     try:
-        text = Path(path).read_text()
-    except OSError as err:
-        return [f"{path}: cannot read: {err.strerror or err}"]
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = getattr(err, "problem", None) or str(err).splitlines()[0]
-        return [f"{path}: YAML error: {where}{what}"]
+        config = read_yaml_file(path)  # bounded: size and alias expansion
+    except YamlInputError as err:
+        return [str(err)]
     problems = check_config(path, config)
     return [p.line(path) for p in problems] or [f"{path}: OK"]
 

@@ -33,8 +33,6 @@ def read_text_file(path: str | os.PathLike, *, max_bytes: int = MAX_BYTES) -> st
             if stat.S_ISDIR(os.fstat(fh.fileno()).st_mode):
                 raise IsADirectoryError(21, "Is a directory", where)
             data = fh.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise YamlInputError(f"{where}: no such file") from None
     except IsADirectoryError:
         raise YamlInputError(f"{where}: is a directory, not a file") from None
     except OSError as err:
@@ -100,7 +98,7 @@ def parse_yaml(text: str, where: str, *, max_values: int = MAX_VALUES) -> Any:
                                  "(YAML aliases); not read")
         return loader.construct_document(node)
     except yaml.YAMLError as err:
-        raise YamlInputError(f"{where}: not valid YAML/JSON ({_yaml_problem(err)})") from None
+        raise YamlInputError(f"{where}: YAML error: {_yaml_problem(err)}") from None
     except ValueError as err:
         raise YamlInputError(f"{where}: not read: {err}") from None
     except RecursionError:
