@@ -1,7 +1,9 @@
 """Ray sessions and per-trial resources.
 
 A sweep either attaches to a running cluster (`--address`, or `RAY_ADDRESS` set) or starts
-an embedded local Ray instance that it alone owns and shuts down at the end. Nothing here
+an embedded local Ray instance that it alone owns and shuts down at the end. The local
+instance listens on 127.0.0.1 only, with Ray's token authentication on and the token file
+readable by its owner only; an unreachable `--address` fails within seconds. Nothing here
 ever stops Ray processes it did not start.
 
 Before any trial is submitted, the per-trial request is compared with the nodes Ray knows
@@ -18,11 +20,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ts3ray.errors import UserError
+from ts3ray.errors import UserError, one_line
 
 
 @dataclass(frozen=True)
@@ -129,11 +132,137 @@ class RaySettings:
         return bool(self.address or os.environ.get("RAY_ADDRESS"))
 
 
+LOOPBACK = "127.0.0.1"
+CONNECT_TIMEOUT_S = 5.0
+DEFAULT_PORTS = {"ray://": 10001, "": 6379}  # Ray Client server, GCS
+
+
+def cluster_endpoint(address: str, label: str = "--address") -> tuple[str, int] | None:
+    """(host, port) that `ray.init(address=...)` connects to; None for `auto`/`local`
+    (found through this machine's session files). UserError when malformed."""
+    text = address.strip()
+    if text in ("auto", "local"):
+        return None
+    scheme = "ray://" if text.startswith("ray://") else ""
+    rest = text[len(scheme):].rstrip("/")
+    host, sep, port_text = rest.rpartition(":") if not rest.endswith("]") else ("", "", "")
+    if not sep:
+        host, port_text = rest, str(DEFAULT_PORTS[scheme])
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UserError(f"{label}={address!r} is not allowed: HOST:PORT, ray://HOST:PORT or auto")
+    return host, int(port_text)
+
+
+def check_reachable(address: str, label: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """UserError within `timeout` seconds unless a TCP connection to the cluster opens
+    (ray.init would otherwise retry for minutes against an unreachable head)."""
+    import socket
+
+    endpoint = cluster_endpoint(address, label)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=timeout).close()
+    except OSError as err:
+        reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise UserError(f"{label}={address}: cannot reach {endpoint[0]}:{endpoint[1]} within "
+                        f"{timeout:g} s ({reason}); check the address and that the head node "
+                        "is running") from None
+
+
+def auth_token_file() -> Path:
+    """Where Ray keeps its authentication token (RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def private_token_file() -> bool:
+    """Make sure the token file Ray will use is readable by its owner only.
+
+    Ray 2.60 writes a new token with the process umask (mode 644). An absent file is
+    created empty with mode 600 before Ray starts (Ray then fills it, keeping the mode);
+    an existing one readable by others is tightened. Returns whether an empty file was
+    created here (to be removed if Ray fails to start)."""
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token" or os.environ.get("RAY_AUTH_TOKEN"):
+        return False
+    path = auth_token_file()
+    created = False
+    try:
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            created = True
+        elif path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError:
+        pass  # Ray reports its own error if the token cannot be stored or read
+    return created
+
+
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """Make a Ray started in this block choose 127.0.0.1 as its node address, so that the
+    GCS, raylet, workers, driver and agents listen on loopback only.
+
+    Ray picks the node address in `ray._private.services.get_node_ip_address`: the machine's
+    outward address, unless `ray_constants.ENABLE_RAY_CLUSTER` is false (its default on
+    macOS and Windows), when it is 127.0.0.1; Ray's gRPC servers then bind 127.0.0.1
+    instead of every interface. The environment variable carries the choice to the processes
+    Ray starts; both are restored when the block ends."""
+    from ray._private import ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved_env, saved_flag = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env
+
+
+def _start_local(settings: RaySettings) -> None:
+    import ray
+
+    created_token = private_token_file()
+    try:
+        ray.init(address="local", num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
+                 include_dashboard=False)
+    except BaseException:
+        if created_token and auth_token_file().stat().st_size == 0:
+            auth_token_file().unlink(missing_ok=True)
+        raise
+    private_token_file()  # a token file Ray (re)wrote with a looser mode
+    node_ip = ray.util.get_node_ip_address()
+    auth = "on" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else "off"
+    print(f"ts3ray: local Ray listens on {node_ip} only (token authentication {auth})",
+          file=sys.stderr, flush=True)
+
+
+def _attach(settings: RaySettings) -> None:
+    import ray
+
+    label = "--address" if settings.address else "RAY_ADDRESS"
+    address = settings.address or os.environ["RAY_ADDRESS"]
+    check_reachable(address, label)
+    try:
+        ray.init(address=settings.address, log_to_driver=True)
+    except ConnectionError as err:
+        raise UserError(f"{label}={address}: {one_line(str(err), 200)}") from None
+
+
 @contextlib.contextmanager
 def ray_session(settings: RaySettings) -> Iterator[None]:
     """Use the Ray of this process if there is one, else attach or start a local one.
 
-    Only an instance started here is shut down here (never `ray stop`).
+    A local instance listens on 127.0.0.1 only (see `loopback_node`) and keeps Ray's token
+    authentication on, with the token file private; attaching to an unreachable address
+    fails within CONNECT_TIMEOUT_S. Only an instance started here is shut down here
+    (never `ray stop`).
     """
     import ray
 
@@ -143,11 +272,15 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if settings.attaches:
-        ray.init(address=settings.address, log_to_driver=True)
-    else:
-        ray.init(address="local", num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
-                 include_dashboard=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
+        _attach(settings)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    with loopback_node():
+        _start_local(settings)
+        try:
+            yield
+        finally:
+            ray.shutdown()
