@@ -23,6 +23,7 @@ from ts3ray import pruning
 from ts3ray.config import RunConfig
 from ts3ray.data import DeviceBatches, ImageDataset, apply_label_noise, load_dataset
 from ts3ray.data.batches import eval_batches
+from ts3ray.devices import check_device_exists
 from ts3ray.method.selection import make_selector
 from ts3ray.method.stages import STAGES, EpochContext, EpochStats, Net, Pair
 from ts3ray.method.variants import VARIANTS
@@ -38,8 +39,11 @@ def derive_seed(seed: int, purpose: str) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
+    """`auto`: the GPU when there is one; otherwise the named device, which must exist here
+    (ConfigError, one line, instead of torch's error at the first tensor)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device_exists(name)
     return torch.device(name)
 
 

@@ -225,9 +225,19 @@ def loopback_node() -> Iterator[None]:
             os.environ[name] = saved_env
 
 
+def check_local_settings(settings: RaySettings) -> None:
+    """The embedded instance's size: whole CPUs >= 1 and GPUs >= 0 (or Ray's detection)."""
+    for flag, value, least in (("--num-cpus", settings.num_cpus, 1),
+                               ("--num-gpus", settings.num_gpus, 0)):
+        if value is not None and not least <= value <= 65536:
+            raise UserError(f"{flag}={value} is not allowed: a whole number >= {least} "
+                            "(default: what this machine has)")
+
+
 def _start_local(settings: RaySettings) -> None:
     import ray
 
+    check_local_settings(settings)
     created_token = private_token_file()
     try:
         ray.init(address="local", num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
