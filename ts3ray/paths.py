@@ -2,17 +2,19 @@
 
 Each problem is one UserError line naming the option, the path and what is wrong with it:
 a file where a folder is needed (or the reverse), a folder that cannot be created because
-something above it is a file or not writable, a folder that cannot be read. Permissions are
-those of this process (``os.access`` with the effective ids; a read-only mount counts).
+something above it is a file or not writable, a folder that cannot be read. Writability is
+tested by opening an anonymous temporary file in the folder (nothing visible is created),
+so permissions, read-only mounts, ACLs and pseudo file systems all count as they will for
+the real write; readability with ``os.access`` (effective ids).
 """
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from ts3ray.errors import UserError
 
-WRITE = os.W_OK | os.X_OK
 READ = os.R_OK | os.X_OK
 
 
@@ -20,6 +22,14 @@ def _access(path: Path, mode: int) -> bool:
     try:
         return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
     except (OSError, ValueError):
+        return False
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):  # O_TMPFILE where available: no name
+            return True
+    except OSError:
         return False
 
 
@@ -37,7 +47,7 @@ def _check_creatable(path: Path, label: str) -> None:
     above = nearest_existing(path.parent)
     if not above.is_dir():
         raise UserError(f"{label} {path}: cannot be created, {above} is a file, not a directory")
-    if not _access(above, WRITE):
+    if not _writable(above):
         raise UserError(f"{label} {path}: cannot be created, {above} is not writable")
 
 
@@ -49,7 +59,7 @@ def check_output_dir(path: str | os.PathLike, label: str) -> None:
     if os.path.lexists(path):
         if not path.is_dir():
             raise UserError(f"{label} {path} is a file, not a directory")
-        if not _access(path, WRITE):
+        if not _writable(path):
             raise UserError(f"{label} {path} is not writable")
         return
     _check_creatable(path, label)
@@ -66,7 +76,7 @@ def check_output_file(path: str | os.PathLike, label: str) -> None:
     if os.path.lexists(parent):
         if not parent.is_dir():
             raise UserError(f"{label} {path}: {parent} is a file, not a directory")
-        if not _access(parent, WRITE):
+        if not _writable(parent):
             raise UserError(f"{label} {path}: {parent} is not writable")
         return
     _check_creatable(parent, label)

@@ -53,6 +53,9 @@ class RunFolderLock:
             self.created_folder = True
         except FileExistsError:
             pass
+        except OSError as err:
+            raise UserError(f"{self.label} {self.path}: cannot be created "
+                            f"({err.strerror or err})") from None
         while True:
             fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
             try:
