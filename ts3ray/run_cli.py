@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ts3ray import torch_files
 from ts3ray.config import load_config_file, make_config, parse_overrides
 from ts3ray.devices import check_device_exists
 from ts3ray.errors import UserError, one_line, shorten
@@ -107,7 +108,7 @@ class RunDirectory:
         config_values = run.config.to_dict()
         write_text_atomic(self.path / "config.json", json.dumps(
             {"run_id": run.config.run_id, **config_values}, indent=2, default=list))
-        write_file_atomic(self.checkpoint, lambda tmp: torch.save(run.state_dict(), tmp))
+        write_file_atomic(self.checkpoint, lambda tmp: torch_files.save(run.state_dict(), tmp))
         write_atomic(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
         write_atomic(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
 
