@@ -100,7 +100,12 @@ def _cifar(root: Path, evil_first: Path | None = None) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Hand-made bad inputs, and good ones to put them beside; built once per module."""
-    t = tmp_path_factory.mktemp("world")
+    return build_world(tmp_path_factory.mktemp("world"))
+
+
+def build_world(t: Path) -> Path:
+    """Write the bad inputs of BAD_INPUTS (and a finished run beside them) under `t`;
+    tests/probe_hardening.py builds the same world."""
     (t / "afile").write_text("not a folder\n")
     (t / "adir").mkdir()
     (t / "figures.png").mkdir()

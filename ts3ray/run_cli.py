@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -89,7 +90,9 @@ class RunDirectory:
         unreadable, not a checkpoint, or another run's."""
         what_to_do = "delete it to start the run over, or restore it from a copy"
         try:
-            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": a 2nd line
+                warnings.simplefilter("ignore")
+                state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
         except Exception as err:  # truncated zip, random bytes, refused pickle, EOF, ...
             raise UserError(f"--resume: {self.checkpoint} cannot be read as a checkpoint "
                             f"({one_line(f'{type(err).__name__}: {err}', 120)}); {what_to_do}") from None
