@@ -299,28 +299,41 @@ with ray_session(RaySettings(num_cpus=1)):
 """
 
 
-def fault_killed_driver(tmp: Path) -> tuple[bool, str]:
-    """A driver killed while its local Ray runs: what keeps running, and where it listens."""
-    tag = f"probe-{os.getpid()}"
-    env = cli_env(HOME=str(tmp / "home"), RAY_TMPDIR=f"/tmp/rt-{tag}", TS3RAY_PROBE_TAG=tag)
-    env.pop("RAY_ADDRESS", None)
-    subprocess.run([sys.executable, "-c", DRIVER], env=env, capture_output=True, timeout=180)
-    time.sleep(5)
-    orphans = []
+def _tagged(tag: str) -> list[int]:
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 if f"TS3RAY_PROBE_TAG={tag}".encode() in Path(f"/proc/{entry}/environ").read_bytes():
-                    orphans.append(int(entry))
+                    found.append(int(entry))
             except OSError:
                 pass
-    sockets = _listening_sockets(set(orphans))
+    return found
+
+
+def fault_killed_driver(tmp: Path, grace_s: float = 20) -> tuple[bool, str]:
+    """A driver killed while its local Ray runs: Ray's processes must be gone within
+    `grace_s` seconds, and must never have listened beyond loopback."""
+    tag = f"probe-{os.getpid()}"
+    env = cli_env(HOME=str(tmp / "home"), RAY_TMPDIR=f"/tmp/rt-{tag}", TS3RAY_PROBE_TAG=tag)
+    env.pop("RAY_ADDRESS", None)
+    subprocess.run([sys.executable, "-c", DRIVER], env=env, capture_output=True, timeout=180)
+    killed_at = time.monotonic()
+    addresses: set[str] = set()
+    orphans = _tagged(tag)
+    while orphans and time.monotonic() - killed_at < grace_s:
+        addresses |= {s[0] for s in _listening_sockets(set(orphans))}
+        time.sleep(0.5)
+        orphans = _tagged(tag)
+    lasted = time.monotonic() - killed_at
     for pid in orphans:  # ours: started by this probe, found by our own tag
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     shutil.rmtree(env["RAY_TMPDIR"], ignore_errors=True)
-    exposed = [s for s in sockets if not (s[0].startswith("127.") or s[0] == "::ffff:127.0.0.1")]
-    detail = f"{len(orphans)} orphaned Ray process(es), listening on {sorted({s[0] for s in sockets}) or 'nothing'}"
+    exposed = [a for a in addresses if not (a.startswith("127.") or a == "::ffff:127.0.0.1")]
+    detail = (f"{len(orphans)} Ray process(es) still running after {grace_s:g} s" if orphans
+              else f"orphans gone after {lasted:.0f} s") + \
+        f", listened on {sorted(addresses) or 'nothing'} meanwhile"
     return not orphans and not exposed, detail
 
 

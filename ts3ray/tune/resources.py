@@ -234,6 +234,11 @@ def check_local_settings(settings: RaySettings) -> None:
                             "(default: what this machine has)")
 
 
+# Ray's processes give up on a vanished GCS after this many seconds (Ray's default is 60):
+# the agents of a local instance whose driver was killed exit this soon instead.
+GCS_RECONNECT_TIMEOUT_S = 10
+
+
 def _start_local(settings: RaySettings) -> None:
     import ray
 
@@ -241,7 +246,8 @@ def _start_local(settings: RaySettings) -> None:
     created_token = private_token_file()
     try:
         ray.init(address="local", num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
-                 include_dashboard=False)
+                 include_dashboard=False,
+                 _system_config={"gcs_rpc_server_reconnect_timeout_s": GCS_RECONNECT_TIMEOUT_S})
     except BaseException:
         if created_token and auth_token_file().stat().st_size == 0:
             auth_token_file().unlink(missing_ok=True)
@@ -270,8 +276,9 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
     """Use the Ray of this process if there is one, else attach or start a local one.
 
     A local instance listens on 127.0.0.1 only (see `loopback_node`) and keeps Ray's token
-    authentication on, with the token file private; attaching to an unreachable address
-    fails within CONNECT_TIMEOUT_S. Only an instance started here is shut down here
+    authentication on, with the token file private; its agents exit within seconds if the
+    driver is killed (GCS_RECONNECT_TIMEOUT_S). Attaching to an unreachable address fails
+    within CONNECT_TIMEOUT_S. Only an instance started here is shut down here
     (never `ray stop`).
     """
     import ray
