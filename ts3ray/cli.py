@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ts3ray.errors import Terminated, UserError, one_line
 
@@ -94,14 +94,12 @@ def _error(text: str) -> None:
     print(f"ts3ray: error: {one_line(text)}", file=sys.stderr, flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    debug = debug_requested(argv)
-    argv = [a for a in argv if a != DEBUG_FLAG]
+def run_guarded(action: Callable[[], int], *, debug: bool = False) -> int:
+    """`action()`'s exit status, with every way out turned into one line (module docstring);
+    `debug` re-raises instead. Also for other entry points (e.g. `sweeps/NAME.py`)."""
     with terminate_as_interrupt():
         try:
-            args = build_parser(argv).parse_args(argv)
-            return int(args._main(args) or 0)
+            return int(action() or 0)
         except UserError as err:
             if debug:
                 raise
@@ -131,6 +129,18 @@ def main(argv: list[str] | None = None) -> int:
                 raise
             _error(f"out of memory {TRACEBACK_HINT}")
             return EXIT_OS_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(argv)
+    argv = [a for a in argv if a != DEBUG_FLAG]
+
+    def dispatch() -> int:
+        args = build_parser(argv).parse_args(argv)
+        return args._main(args)
+
+    return run_guarded(dispatch, debug=debug)
 
 
 if __name__ == "__main__":

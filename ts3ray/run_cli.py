@@ -14,11 +14,15 @@ holder instead of mixing its files with the first one's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -108,12 +112,37 @@ class RunDirectory:
                             f"{what_to_do}") from None
 
     def save(self, run) -> None:
+        """All four files, each atomically; Ctrl-C or SIGTERM waits until all are written."""
+        with signals_deferred():
+            self._write_all(run)
+
+    def _write_all(self, run) -> None:
         config_values = run.config.to_dict()
         write_text_atomic(self.path / "config.json", json.dumps(
             {"run_id": run.config.run_id, **config_values}, indent=2, default=list))
         write_file_atomic(self.checkpoint, lambda tmp: torch_files.save(run.state_dict(), tmp))
         write_atomic(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
         write_atomic(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
+
+
+@contextlib.contextmanager
+def signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block ends, then deliver them to the handlers
+    that were installed before: a checkpoint's files then always belong to the same epoch.
+    (A signal mask would not do: torch's threads would take the signal instead.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
+                for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def available_cpus() -> int:
