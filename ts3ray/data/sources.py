@@ -1,20 +1,30 @@
 """The dataset registry: ``load_dataset(name)`` and cheap questions about a name.
 
 Every entry ("source") provides ``num_classes``, ``check(root)`` (cheap, raises
-DataMissingError), ``download(root)`` and ``load(root, seed) -> ImageDataset``.
+DataMissingError), ``download(root)`` and ``load(root, seed) -> ImageDataset``. The real-world
+sets read from image files (ANIMAL-10N, Clothing1M, WebVision-50) also provide
+``load_files(root) -> FileImageDataset`` (:func:`load_file_dataset`); their ``load`` decodes
+the images into tensors where the device-resident path can serve them (ANIMAL-10N) and
+refuses otherwise.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from ts3ray.data.animal10n import ANIMAL10N
+from ts3ray.data.clothing1m import CLOTHING1M
 from ts3ray.data.dataset import ImageDataset
 from ts3ray.data.digits import DIGITS
+from ts3ray.data.files import FileImageDataset
 from ts3ray.data.synthetic import SYNTHETIC, SYNTHETIC_CIFAR
 from ts3ray.data.torchvision_layout import CIFAR10, CIFAR100, FASHION_MNIST, MNIST
+from ts3ray.data.webvision import WEBVISION50
 from ts3ray.errors import ConfigError, DataMissingError
 
-SOURCES = {s.name: s for s in (DIGITS, MNIST, FASHION_MNIST, CIFAR10, CIFAR100, SYNTHETIC, SYNTHETIC_CIFAR)}
+SOURCES = {s.name: s for s in (DIGITS, MNIST, FASHION_MNIST, CIFAR10, CIFAR100, SYNTHETIC, SYNTHETIC_CIFAR,
+                               ANIMAL10N, CLOTHING1M, WEBVISION50)}
 DATASET_NAMES: tuple[str, ...] = tuple(SOURCES)
+FILE_DATASET_NAMES: tuple[str, ...] = tuple(name for name, s in SOURCES.items() if hasattr(s, "load_files"))
 
 
 def _source(name: str):
@@ -49,3 +59,11 @@ def load_dataset(name: str, data_root: str | Path = "data", *, download: bool = 
         except DataMissingError:
             source.download(root)
     return source.load(root, seed)
+
+
+def load_file_dataset(name: str, data_root: str | Path = "data") -> FileImageDataset:
+    """A dataset read from image files, as paths + labels (see ts3ray.data.files)."""
+    source = _source(name)
+    if not hasattr(source, "load_files"):
+        raise ConfigError("dataset", name, f"one read from image files: {', '.join(FILE_DATASET_NAMES)}")
+    return source.load_files(Path(data_root))
