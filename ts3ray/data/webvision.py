@@ -15,6 +15,10 @@ Layout read (``<data_root>/webvision/``)::
                                      (the common ImageNet "val/<wnid>/" layout); the folders of
                                      the first 50 lines of synsets.txt are read, class = line index
 
+(DivideMix's released loader instead expects ``imagenet/val/<class index>/`` folders that its
+users sort by hand; the wnid folders + ``info/synsets.txt`` mapping read here is the form other
+mini-WebVision loaders use and needs no re-sorting of a standard ILSVRC12 val folder.)
+
 Test sets: ``webvision_val`` (always) and ``ilsvrc12_val`` (when ``imagenet/val/`` exists;
 otherwise a note says it was left out). WebVision has no clean training labels: ``train_true``
 is -1 everywhere.
