@@ -253,3 +253,65 @@ def test_front_keeps_the_non_dominated_levels_and_picks_the_sparsest_close_one()
         fronts(points.assign(val_acc_sparse_last=math.nan))
     _, notes = fronts(points, select="acc_sparse_last")
     assert notes[0].startswith("selected on test")
+
+
+# -- grouped level-aware ASHA, driven by hand ------------------------------------------------
+
+class _Trial:
+    """What the scheduler reads of a Tune trial: its id and config."""
+
+    def __init__(self, trial_id: str, **config):
+        self.trial_id, self.config = trial_id, {"rounds": 2, **config}
+
+
+def _result(levels_done: int, value: float, level_end: bool = True) -> dict:
+    return {"levels_done": levels_done, "val_acc_sparse": value, "level_end": level_end}
+
+
+def test_grouped_asha_ranks_trials_only_within_their_group_and_only_at_level_ends():
+    from ts3ray.tune.scheduler import GroupedLevelASHA
+    from ts3ray.tune.trainable import total_levels
+
+    asha = GroupedLevelASHA("val_acc_sparse", ComparableGroup(("lam",), run_values),
+                            total_levels, grace_period=1, reduction_factor=2)
+    a = [_Trial(f"a{i}", noise_rate=0.2, lam=i / 3) for i in range(3)]
+    b = [_Trial(f"b{i}", noise_rate=0.6, lam=i / 3) for i in range(3)]
+    for trial in a + b:
+        asha.on_trial_add(None, trial)
+    assert len(asha.groups) == 2
+    # mid-level reports never stop a trial, however low
+    assert asha.on_trial_result(None, a[0], _result(0, 0.90, level_end=False)) == "CONTINUE"
+    assert asha.on_trial_result(None, b[0], _result(0, 0.01, level_end=False)) == "CONTINUE"
+    # first rung (one level done): setting A scores 0.9 / 0.8 / 0.7, setting B 0.3 / 0.2 / 0.1
+    decisions = {t.trial_id: asha.on_trial_result(None, t, _result(1, v))
+                 for t, v in zip(a + b, (0.9, 0.8, 0.7, 0.3, 0.2, 0.1))}
+    assert decisions == {"a0": "CONTINUE", "a1": "STOP", "a2": "STOP",
+                         "b0": "CONTINUE", "b1": "STOP", "b2": "STOP"}
+    # B's best was never compared with A's trials: it runs to its last level (R + 1 = 3)
+    assert asha.on_trial_result(None, b[0], _result(2, 0.35)) == "CONTINUE"
+    assert asha.on_trial_result(None, b[0], _result(3, 0.36)) == "STOP"  # max_t: done
+
+
+def test_pareto_table_and_plot_from_parquet(tmp_path, capsys):
+    from matplotlib.image import imread
+
+    from ts3ray.cli import main as cli_main
+
+    points = _points([("a", 0, 0.00, 0.60, 0.90), ("a", 1, 0.50, 0.62, 0.91),
+                      ("b", 2, 0.75, 0.612, 0.89), ("c", 3, 0.875, 0.50, 0.80)])
+    points = points.assign(trial_id=points["_trial"], lam=0.5, tau=0.7, gamma=0.5, e1=3, e2=4,
+                           variant="full", prune_fraction=0.5, selected_on="val",
+                           stopped_early=[False, False, True, False]).drop(columns="_trial")
+    path = tmp_path / "levels.parquet"
+    points.to_parquet(path)
+    assert cli_main(["table", "pareto", str(path), "--within", "1"]) == 0
+    out = capsys.readouterr().out
+    # the front: a level 1, b level 2 (an early-stopped trial's finished level counts), c
+    assert "| full λ=0.5 τ=0.7 γ=0.5 E1=3 E2=4 p_f=0.5 level 1 (a) | 50.00 | 62.00 | 91.00 |" in out
+    assert "| **75.00** | **61.20** | **89.00** |" in out  # the pick: b, within 1 point of 62
+    assert "trials chosen on validation accuracy" in out
+    png = tmp_path / "front.png"
+    assert cli_main(["plot", "pareto", str(path), "--out", str(png)]) == 0
+    assert imread(png).shape[2] in (3, 4)
+    assert cli_main(["table", "pareto", str(path), "--within", "-1"]) == 2
+    assert "--within='-1' is not allowed" in capsys.readouterr().err
