@@ -15,7 +15,7 @@ from torchvision.io import decode_image
 import realworld_layouts as layouts
 from ts3ray.config import DATASET_DEFAULTS, make_config
 from ts3ray.data import (DATASET_NAMES, FILE_DATASET_NAMES, check_available, load_dataset, load_file_dataset,
-                         num_classes_of, prepare_data, training_labels)
+                         num_classes_of, prepare_data, ships_clean_val, training_labels)
 from ts3ray.data.cifarn_fetch import fetch_cifarn
 from ts3ray.data.human import REALISED_RATES, human_labels, read_human_file
 from ts3ray.errors import ConfigError, DataMissingError, UserError
@@ -31,6 +31,7 @@ def test_registry_knows_the_real_world_sets_without_loading():
     assert {"animal10n", "clothing1m", "webvision50"} <= set(DATASET_NAMES)
     assert FILE_DATASET_NAMES == ("animal10n", "clothing1m", "webvision50")
     assert [num_classes_of(n) for n in FILE_DATASET_NAMES] == [10, 14, 50]
+    assert [n for n in FILE_DATASET_NAMES if ships_clean_val(n)] == ["clothing1m"]
 
 
 # -- ANIMAL-10N ------------------------------------------------------------------------------------

@@ -184,3 +184,14 @@ def test_file_split_validates_paths_and_labels():
     assert len(split) == 2 and split.paths.dtype.kind == "S"
     with pytest.raises(ValueError, match="labels must be int64"):
         FileSplit(split.paths, torch.tensor([1, 2, 3]))
+
+
+def test_subset_and_a_clean_val_survive_materialising(animal):
+    """FileSplit.subset serves a hold-out split; a file dataset's clean val becomes val_x/val_y."""
+    part = animal.train.subset(torch.tensor([4, 0, 7]))
+    assert [p.decode() for p in part.paths] == [animal.train.paths[i].decode() for i in (4, 0, 7)]
+    assert part.labels.tolist() == [int(animal.train.labels[i]) for i in (4, 0, 7)]
+    with_val = type(animal)(**{**animal.__dict__, "val": animal.tests["test"]})
+    decoded = materialise(with_val, workers=0)
+    assert decoded.dataset.has_clean_val and torch.equal(decoded.dataset.val_x, decoded.val[0])
+    assert torch.equal(decoded.dataset.val_y, animal.tests["test"].labels)

@@ -106,7 +106,8 @@ def test_crashed_worker_resumes_from_checkpoint_with_identical_results(local_ray
     levels = read(tmp_path / "crash" / "results", "levels")
     assert_one_row_set_per_trial(epochs, levels)
     by_attempt = epochs.groupby("trial_id")[["attempt", "resumed_from"]].first()
-    assert sorted(map(tuple, by_attempt.to_numpy())) == [(1, 0), (2, 2)]  # resumed at epoch 2
+    # checkpoints at epoch 2 (every 2) and 3 (the level end): the retry resumed at epoch 3
+    assert sorted(map(tuple, by_attempt.to_numpy())) == [(1, 0), (2, 3)]
     crashed = by_attempt.index[by_attempt["attempt"] == 2][0]
     metrics = ["acc_sparse", "acc_dense", "loss_sparse", "loss_dense", "label_precision",
                "relabel_count", "sparsity"]

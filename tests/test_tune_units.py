@@ -85,25 +85,31 @@ def test_resource_request_that_no_node_holds_fails_with_the_fix():
         TrialResources(gpu=1.5)
 
 
-def test_define_by_run_space_keeps_e1_plus_e2_within_epochs():
+def test_search_space_keeps_e1_below_e_and_e1_plus_e2_within_epochs():
     space = MethodSpace(epochs=7)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-    study.optimize(lambda t: (space(t), 0.0)[1], n_trials=60)
-    pairs = [(t.params["e1"], t.params["e2"]) for t in study.trials]
-    assert all(e1 + e2 <= 7 for e1, e2 in pairs)
-    assert max(e1 for e1, _ in pairs) >= 5  # the whole range of E1 is reachable
+    derived = []
+    study.optimize(lambda t: (derived.append(space(t)), 0.0)[1], n_trials=60)
+    pairs = [(t.params["e1"], d["e2"]) for t, d in zip(study.trials, derived)]
+    assert all(e1 + e2 <= 7 and 0 <= e1 < 7 for e1, e2 in pairs)
+    assert max(e1 for e1, _ in pairs) == 6 and min(e1 for e1, _ in pairs) == 0
+    assert max(e2 for _, e2 in pairs) >= 6  # E2 reaches the whole rest when E1 is small
     assert all(0 <= t.params["lam"] <= 1 for t in study.trials)
+    # every range is fixed: the distributions are the same in every trial
+    assert len({tuple(sorted(t.distributions.items())) for t in study.trials}) == 1
 
 
 def test_searcher_starts_with_the_paper_defaults():
     base = make_config({"dataset": "digits", "epochs": 20, "e1": 5, "e2": 10}).to_dict()
-    searcher = make_searcher(base, seed=0)
+    searcher = make_searcher(base, "val_acc_sparse", seed=0)
     first = searcher.suggest("t0")
-    assert first == {"lam": 0.5, "tau": 0.7, "gamma": 0.5, "e1": 5, "e2": 10}
+    assert {k: first[k] for k in ("lam", "tau", "gamma", "e1", "e2")} == {
+        "lam": 0.5, "tau": 0.7, "gamma": 0.5, "e1": 5, "e2": 10}
+    assert first["e2_frac"] == 10 / 15  # E2 as a fraction of the E - E1 = 15 epochs left
     second = searcher.suggest("t1")
     assert second != first and second["e1"] + second["e2"] <= 20
     with pytest.raises(UserError, match="--sampler='grid'"):
-        make_searcher(base, sampler="grid")
+        make_searcher(base, "val_acc_sparse", sampler="grid")
 
 
 def test_trial_files_are_replaced_not_appended_and_marked_stopped(tmp_path):

@@ -140,11 +140,17 @@ def main(args) -> int:
 
 
 def format_levels(rows) -> str:
-    lines = ["round  sparsity  nonzero_params  acc_sparse_last  acc_sparse_best  acc_dense_last"]
+    """One line per level: test accuracy of S at the last epoch (the paper's protocol) and,
+    where a validation split exists, at the epoch of best validation accuracy."""
+    def pct(value: float) -> str:
+        return "      -" if value != value else f"{100 * value:6.2f}%"  # NaN: no such data
+
+    lines = ["round  sparsity  nonzero_params  acc_sparse_last  val_acc_sparse_last  "
+             "acc_sparse_at_best_val  acc_dense_last"]
     for r in rows:
         lines.append(
             f"{r['round']:>5}  {100 * r['sparsity']:7.2f}%  {r['nonzero_params']:>14}  "
-            f"{100 * r['acc_sparse_last']:14.2f}%  {100 * r['acc_sparse_best']:14.2f}%  "
-            f"{100 * r['acc_dense_last']:13.2f}%"
+            f"{pct(r['acc_sparse_last']):>15}  {pct(r['val_acc_sparse_last']):>19}  "
+            f"{pct(r['acc_sparse_at_best_val']):>22}  {pct(r['acc_dense_last']):>14}"
         )
     return "\n".join(lines)

@@ -9,7 +9,7 @@ from ts3ray.data.noise import ASYM_MAPS, NOISE_KINDS, NoisyLabels, apply_label_n
 from ts3ray.data.placement import DATA_PATHS, choose_data_path
 from ts3ray.data.prepared import EvalSet, PreparedData, prepare_data, training_labels
 from ts3ray.data.sources import (DATASET_NAMES, FILE_DATASET_NAMES, check_available, load_dataset, load_file_dataset,
-                                 num_classes_of)
+                                 num_classes_of, ships_clean_val)
 from ts3ray.data.streaming import StreamingBatches, stream_eval_batches
 from ts3ray.data.synthetic import make_synthetic
 
@@ -18,5 +18,6 @@ __all__ = [
     "FileImageDataset", "FileSplit", "ImageDataset", "ImageTransform", "LABEL_SETS", "NOISE_KINDS", "NoisyLabels",
     "PreparedData", "StreamingBatches", "apply_label_noise", "check_available", "check_noise", "check_noise_files",
     "choose_data_path", "evaluate_topk", "human_noise_rate", "load_dataset", "load_file_dataset", "make_synthetic",
-    "num_classes_of", "prepare_data", "stream_eval_batches", "topk_accuracy", "topk_correct", "training_labels",
+    "num_classes_of", "prepare_data", "ships_clean_val", "stream_eval_batches", "topk_accuracy", "topk_correct",
+    "training_labels",
 ]

@@ -48,6 +48,7 @@ class Clothing1MSource:
     folder: str = "clothing1m"
     num_classes: int = 14
     transform: ImageTransform = ImageTransform(size=224, resize=256, flip=True)
+    ships_clean_val: bool = True  # ts3ray.data.ships_clean_val: choices may use "clean_val"
 
     def hint(self, root: Path) -> str:
         return (f"obtain Clothing1M from its authors (https://github.com/Cysu/noisy_label) and unpack the "

@@ -75,6 +75,11 @@ class FileSplit:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def subset(self, indices: torch.Tensor) -> "FileSplit":
+        """The samples at ``indices`` (e.g. the training part of a hold-out split), in that order."""
+        index = torch.as_tensor(indices, dtype=torch.int64).cpu()
+        return FileSplit(self.paths[index.numpy()], self.labels[index])
+
     def path(self, root: Path, i: int) -> Path:
         return Path(root) / self.paths[i].decode()
 

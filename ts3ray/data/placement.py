@@ -106,6 +106,7 @@ def materialise(dataset: FileImageDataset, *, workers: int = 2) -> Materialised:
     tests = {name: decoded(split) for name, split in dataset.tests.items()}
     train_x, train_y = decoded(dataset.train)
     test_x, test_y = next(iter(tests.values()))
+    val = decoded(dataset.val) if dataset.val is not None else (None, None)
     image = ImageDataset(dataset.name, train_x, train_y, test_x, test_y, dataset.num_classes, dataset.mean,
-                         dataset.std, augment=dataset.transform.flip)
-    return Materialised(image, tests, decoded(dataset.val) if dataset.val is not None else None)
+                         dataset.std, augment=dataset.transform.flip, val_x=val[0], val_y=val[1])
+    return Materialised(image, tests, None if val[0] is None else val)

@@ -122,7 +122,9 @@ def prepare_data(name: str, data_root: str | Path = "data", *, noise: str, noise
         train = DeviceBatches(dataset.train_x, noisy.labels, mean=dataset.mean, std=dataset.std,
                               augment=dataset.augment, **common)
         tests = {"test": _device_eval("test", dataset.test_x, dataset.test_y, dataset, eval_batch_size, device)}
-        return PreparedData(name, path, train, noisy, true_y.to(device), None, tests, dataset.num_classes,
+        val = _device_eval("val", dataset.val_x, dataset.val_y, dataset, eval_batch_size, device) \
+            if dataset.has_clean_val else None
+        return PreparedData(name, path, train, noisy, true_y.to(device), val, tests, dataset.num_classes,
                             dataset.in_channels, dataset.image_size)
     noisy = training_labels(name, dataset.train_true, dataset.num_classes, noise=noise, noise_rate=noise_rate,
                             seed=noise_seed, noise_labels=noise_labels, given=dataset.train.labels)

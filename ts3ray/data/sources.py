@@ -39,6 +39,11 @@ def num_classes_of(name: str) -> int:
     return _source(name).num_classes
 
 
+def ships_clean_val(name: str) -> bool:
+    """Whether a dataset comes with its own clean validation set (e.g. Clothing1M)."""
+    return bool(getattr(_source(name), "ships_clean_val", False))
+
+
 def check_available(name: str, data_root: str | Path = "data") -> None:
     """Raise DataMissingError (one line: path + how to obtain it) unless ``name`` can load."""
     _source(name).check(Path(data_root))

@@ -15,8 +15,6 @@ with `stopped_early == True` and says how many trials it removed.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -29,29 +27,6 @@ from ts3ray.errors import UserError
 TABLES = ("levels", "epochs")
 SETTING_COLUMNS = ("dataset", "noise", "noise_rate")
 TRIAL = "_trial"  # derived column: trial_id where present, else run_id
-
-
-@dataclass(frozen=True)
-class SweepParam:
-    """A searched method parameter (Sec. IV-C 2, Table IX) and its display labels."""
-
-    name: str
-    md: str
-    latex: str
-    integer: bool
-
-
-# Table IX's order: lambda (Eq. 5), tau (Eq. 6), gamma (Eq. 7), E1, E2.
-SWEEP_PARAMS: dict[str, SweepParam] = {
-    p.name: p
-    for p in (
-        SweepParam("lam", "λ", r"$\lambda$", False),
-        SweepParam("tau", "τ", r"$\tau$", False),
-        SweepParam("gamma", "γ", r"$\gamma$", False),
-        SweepParam("e1", "E1", r"$E_1$", True),
-        SweepParam("e2", "E2", r"$E_2$", True),
-    )
-}
 
 
 def _filesystem(results: str) -> tuple[pafs.FileSystem, str]:
@@ -177,7 +152,7 @@ _NOT_AT_LEVEL_ZERO = {"prune_fraction", "rounds", "prune_output"}
 def drop_repeated_dense_levels(levels: pd.DataFrame) -> pd.DataFrame:
     """Keep one round-0 row per computation: sparsity trials that differ only in p_f (or R)
     train the same dense level 0, and counting its copies would fake a std over seeds."""
-    from ts3ray.config import FIELD_NAMES  # stdlib-only module: no torch or ray imported
+    from ts3ray.config import FIELD_NAMES
 
     if "round" not in levels.columns:
         return levels
@@ -196,6 +171,25 @@ def drop_early_stopped(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     stopped_trials = set(df.loc[stopped, TRIAL])
     kept = df[~df[TRIAL].isin(stopped_trials)]
     return kept, len(stopped_trials)
+
+
+SELECTION_NOTES = {
+    "test": "selected on test: the sweep chose on test accuracy (--objective test), so these "
+            "test numbers are optimistic",
+    "val": "trials chosen on validation accuracy (a held-out part of the noisy training set); "
+           "test accuracy reported only",
+    "clean_val": "trials chosen on the dataset's clean validation set; test accuracy reported "
+                 "only",
+}
+
+
+def selection_notes(df: pd.DataFrame) -> list[str]:
+    """What the rows' sweep selected on (column `selected_on`), as table/plot notes; the
+    test note comes first so that no reader misses it."""
+    if "selected_on" not in df.columns:
+        return []
+    found = set(df["selected_on"].dropna().astype(str))
+    return [SELECTION_NOTES[s] for s in ("test", "val", "clean_val") if s in found]
 
 
 def latest_attempt(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """`ts3ray sweep NAME [options] [key=value ...]` and `python sweeps/NAME.py [options]`.
 
-NAME is sensitivity | sparsity | search (plans.py). Runs on an embedded local Ray instance,
+NAME is sensitivity | sparsity | grid | search (plans.py). Runs on an embedded local Ray instance,
 or attaches to a cluster when `--address` is given or `RAY_ADDRESS` is set. Everything is
 validated (config values, data files, resource request) before any trial starts.
 """
@@ -13,12 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from ts3ray.config import parse_overrides
+from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
 from ts3ray.errors import UserError
-from ts3ray.tune.plans import PRESETS, SWEEPS, SweepPlan, parse_list
-from ts3ray.tune.resources import (RaySettings, TrialResources, check_satisfiable, ray_session,
-                                   resolve_gpus, startable_node_types)
-from ts3ray.tune.runner import SweepOptions, SweepOutcome, run_plan
+from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
+                               check_selection, parse_list, selection_signal)
+from ts3ray.tune.resources import (RaySettings, TrialResources, check_satisfiable,
+                                   concurrent_capacity, ray_session, resolve_gpus,
+                                   startable_node_types, startable_worker_limits)
+from ts3ray.tune.runner import SweepOptions, SweepOutcome, check_scheduler_options, run_plan
+from ts3ray.tune.search import check_sampler
 
 STORAGE_ENV = "TS3RAY_STORAGE"
 
@@ -47,16 +50,25 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     res.add_argument("--num-cpus", type=int, help="embedded local Ray: CPUs (default: all)")
     res.add_argument("--num-gpus", type=int, help="embedded local Ray: GPUs (logical on CPU)")
     res.add_argument("--address", help="attach to a running cluster (e.g. auto)")
-    res.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    res.add_argument("--max-concurrent", type=int,
+                     help="at most this many trials at once (search default: as many as the "
+                          "cluster can run at once, incl. nodes the autoscaler may add)")
     res.add_argument("--no-resource-check", action="store_true",
                      help="skip comparing the request with the nodes now up (autoscaling "
                           "clusters whose GPU nodes start on demand)")
-    sched = parser.add_argument_group("early stopping")
-    sched.add_argument("--scheduler", choices=("none", "asha"),
-                       help="asha: stop weak trials early (default: none; search: asha)")
+    sched = parser.add_argument_group("choosing and early stopping")
+    sched.add_argument("--scheduler", choices=SCHEDULERS,
+                       help="asha: stop weak trials at IMP level ends, ranked within their group "
+                            "(default: none; search: asha; refused for sensitivity/sparsity)")
     sched.add_argument("--grace-period", type=int,
-                       help="ASHA: epochs (over all levels) before a trial may be stopped")
-    sched.add_argument("--reduction-factor", type=float, default=2.0)
+                       help="ASHA: IMP levels a trial completes before it may be stopped (default 1)")
+    sched.add_argument("--reduction-factor", type=float, default=2.0,
+                       help="ASHA: keep the best 1/F at each rung (default 2)")
+    sched.add_argument("--objective", choices=tuple(SELECTION_COLUMNS),
+                       help="what a choosing sweep (search, asha) selects on: val (default: "
+                            "S's accuracy on a held-out part of the noisy training set, "
+                            "val_fraction=0.1 unless set), clean_val (a dataset's clean "
+                            "validation set) or test (explicit only; tables then say so)")
     parser.add_argument("--verbose", type=int, default=0, help="Tune's own output (0-3)")
 
 
@@ -111,7 +123,7 @@ def _given(value, default):
     return default if value is None else value
 
 
-def sweep_options(args, plan: SweepPlan, preset) -> SweepOptions:
+def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions:
     every = _given(args.checkpoint_every, preset.checkpoint_every)
     if every < 1:
         raise UserError(f"--checkpoint-every={every} is not allowed: K >= 1")
@@ -120,18 +132,22 @@ def sweep_options(args, plan: SweepPlan, preset) -> SweepOptions:
     num_samples = _given(getattr(args, "num_samples", None), preset.num_samples)
     if num_samples < 1:
         raise UserError(f"--num-samples={num_samples} is not allowed: >= 1")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError(f"--max-concurrent={args.max_concurrent} is not allowed: N >= 1")
+    sampler = getattr(args, "sampler", "tpe")
+    check_sampler(sampler)
     return SweepOptions(
         name=args.name or f"{args.sweep}-{args.preset}",
         storage=absolute(args.storage or os.environ.get(STORAGE_ENV) or "ray_results"),
         resources=TrialResources(args.cpus_per_trial, args.gpus_per_trial),
-        scheduler=args.scheduler or SWEEPS[args.sweep].default_scheduler,
+        scheduler=scheduler,
         grace_period=_given(args.grace_period, preset.grace_period),
         reduction_factor=args.reduction_factor,
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
         checkpoint_every=every,
         num_samples=num_samples,
-        sampler=getattr(args, "sampler", "tpe"),
+        sampler=sampler,
         seed=args.seed_list[0],
         optuna_storage=getattr(args, "optuna_storage", None),
         resume=args.resume,
@@ -144,8 +160,16 @@ def build(args) -> tuple[SweepPlan, SweepOptions]:
     preset = PRESETS[args.sweep][args.preset]
     args.settings = args.settings or preset.settings
     args.seed_list = parse_list("--seeds", args.seeds, int)
-    plan = SWEEPS[args.sweep].plan(args, base_values(args, preset))
-    return plan, sweep_options(args, plan, preset)
+    if hasattr(args, "grid"):
+        args.grid = args.grid or preset.grid.split()
+    scheduler = args.scheduler or SWEEPS[args.sweep].default_scheduler
+    signal = selection_signal(args.sweep, scheduler, args.objective)
+    plan = SWEEPS[args.sweep].plan(args, apply_selection(base_values(args, preset), signal))
+    plan.selected_on = signal
+    check_selection(plan)
+    opts = sweep_options(args, plan, preset, scheduler)
+    check_scheduler_options(plan, opts)
+    return plan, opts
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -163,19 +187,32 @@ def print_table(plan: SweepPlan, opts: SweepOptions, args) -> None:
         rows = ("arch", "variant") if levels["arch"].nunique() > 1 else ("variant",)
         model = sparsity_table(levels, TableOptions(rows=rows))
     else:
-        print(best_trials(levels))
+        print(best_trials(levels, plan.selected_on))
         return
     print(render_md(model))
 
 
-def best_trials(levels, top: int = 10) -> str:
-    """Full-budget search trials ranked by acc_sparse_last at their highest level."""
+def best_trials(levels, signal: str | None, top: int = 10) -> str:
+    """Full-budget trials ranked by the sweep's selection signal at their highest level
+    (its last epoch), with the test accuracy of that level beside it. A sweep that chose
+    nothing is ranked by validation accuracy where it has a split, else listed by test
+    accuracy and said to be a report only."""
     last = levels.sort_values("round").drop_duplicates("trial_id", keep="last")
     full = last[~last["stopped_early"].astype(bool)]
-    columns = ["trial_id", "lam", "tau", "gamma", "e1", "e2", "sparsity", "acc_sparse_last"]
-    ranked = full.sort_values("acc_sparse_last", ascending=False)[columns].head(top)
+    has_val = full["val_acc_sparse_last"].notna().any()
+    ranked_on = signal or ("val" if has_val else "test")
+    selected_by = f"{SELECTION_COLUMNS[ranked_on]}_last"
+    shown = [selected_by] if selected_by != "acc_sparse_last" else []
+    columns = ["trial_id", *METHOD_PARAMS, "sparsity", *shown, "acc_sparse_last"]
+    ranked = full.sort_values(selected_by, ascending=False)[columns].head(top)
     text = ranked.round(3).to_string(index=False)
-    return f"best {len(ranked)} of {len(full)} full-budget trials:\n{text}"
+    if signal == "test":
+        how = " (selected on TEST accuracy, as asked)"
+    elif ranked_on == "test":
+        how = " (a report: this sweep chose nothing and has no validation split)"
+    else:
+        how = "; acc_sparse_last is test accuracy, reported only"
+    return f"best {len(ranked)} of {len(full)} full-budget trials by {selected_by}{how}:\n{text}"
 
 
 def summary(outcome: SweepOutcome, opts: SweepOptions, seconds: float) -> str:
@@ -201,6 +238,10 @@ def main(args) -> int:
         opts = dataclasses.replace(opts, resources=resolve_gpus(opts.resources, *gpu_pool))
         if not args.no_resource_check:
             check_satisfiable(opts.resources, nodes, startable)
+        if plan.search and opts.max_concurrent is None:  # else Tune keeps one trial pending
+            limits = startable_worker_limits() if settings.attaches else {}
+            capacity = concurrent_capacity(opts.resources, nodes, startable, limits)
+            opts = dataclasses.replace(opts, max_concurrent=max(1, min(capacity, opts.num_samples)))
         what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
         print(f"{'resuming' if opts.resume else 'starting'} sweep {opts.name} ({plan.sweep}, "
               f"{what}) in {opts.experiment_path}", file=sys.stderr, flush=True)

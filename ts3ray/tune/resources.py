@@ -52,8 +52,8 @@ class TrialResources:
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 
 
-def startable_node_types(path: str = BOOTSTRAP_CONFIG) -> dict[str, dict[str, float]]:
-    """Resources of the worker types the autoscaler may start ({} off a launcher head)."""
+def _worker_types(path: str) -> dict[str, dict]:
+    """The autoscaler's worker types that may start ({} off a launcher head)."""
     import yaml
 
     file = Path(path).expanduser()
@@ -62,8 +62,37 @@ def startable_node_types(path: str = BOOTSTRAP_CONFIG) -> dict[str, dict[str, fl
     config = yaml.safe_load(file.read_text()) or {}
     types = config.get("available_node_types") or {}
     head = config.get("head_node_type")
-    return {name: dict(spec.get("resources") or {}) for name, spec in types.items()
+    return {name: spec for name, spec in types.items()
             if name != head and (spec.get("max_workers") or 0) > 0}
+
+
+def startable_node_types(path: str = BOOTSTRAP_CONFIG) -> dict[str, dict[str, float]]:
+    """Resources of the worker types the autoscaler may start ({} off a launcher head)."""
+    return {name: dict(spec.get("resources") or {}) for name, spec in _worker_types(path).items()}
+
+
+def startable_worker_limits(path: str = BOOTSTRAP_CONFIG) -> dict[str, int]:
+    """How many nodes of each startable worker type the autoscaler may add."""
+    return {name: int(spec["max_workers"]) for name, spec in _worker_types(path).items()}
+
+
+def trials_per_node(request: TrialResources, resources: dict[str, float]) -> int:
+    """How many trials of `request` one node with `resources` holds at once."""
+    fits = [int(resources.get("CPU", 0) // request.cpu)]
+    if request.gpu:
+        fits.append(int(resources.get("GPU", 0) // request.gpu))
+    return max(0, min(fits))
+
+
+def concurrent_capacity(request: TrialResources, nodes: list[dict],
+                        startable: dict[str, dict[str, float]] | None = None,
+                        limits: dict[str, int] | None = None) -> int:
+    """Trials the cluster can run at once: the live nodes, plus the nodes the autoscaler may
+    still add (`limits` of each startable type, 1 where unknown)."""
+    now = sum(trials_per_node(request, n["Resources"]) for n in nodes if n.get("Alive", True))
+    later = sum((limits or {}).get(name, 1) * trials_per_node(request, resources)
+                for name, resources in (startable or {}).items())
+    return now + later
 
 
 def resolve_gpus(request: TrialResources, nodes: list[dict],

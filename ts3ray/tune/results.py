@@ -31,6 +31,7 @@ SWEEP_COLUMNS: dict[str, pa.DataType] = {
     "resumed_from": pa.int64(),  # global epoch this attempt restored (0: a fresh start)
     "started_at": pa.float64(),  # wall-clock start of this attempt (time.time())
     "updated_at": pa.float64(),  # wall-clock time of this file's last write by the trial
+    "selected_on": pa.string(),  # what the sweep chose on: val | clean_val | test | null
 }
 
 
@@ -45,6 +46,7 @@ class TrialInfo:
     resumed_from: int
     started_at: float
     updated_at: float = 0.0
+    selected_on: str | None = None
     stopped_early: bool = False
     stopped_at_epoch: int | None = None
 

@@ -9,11 +9,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS
 from ts3ray.errors import UserError
 from ts3ray.tune import results, trainable
 from ts3ray.tune.plans import SweepPlan
 from ts3ray.tune.resources import TrialResources
-from ts3ray.tune.search import METRIC, MODE, make_searcher
+from ts3ray.tune.search import MODE, make_searcher
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class SweepOptions:
     storage: str  # absolute local path or URI
     resources: TrialResources = TrialResources()
     scheduler: str = "none"
-    grace_period: int = 10
+    grace_period: int = 1  # IMP levels
     reduction_factor: float = 2
     max_concurrent: int | None = None
     max_failures: int = 0
@@ -57,37 +58,54 @@ def param_space(plan: SweepPlan, opts: SweepOptions) -> dict[str, Any]:
         **plan.common,
         trainable.SWEEP: plan.sweep,
         trainable.CHECKPOINT_EVERY: opts.checkpoint_every,
-        trainable.WRITE_EVERY_EPOCH: opts.scheduler != "none",
+        trainable.SELECTED_ON: plan.selected_on,
     }
     if plan.search:
-        for key in ("lam", "tau", "gamma", "e1", "e2"):  # suggested by Optuna instead
+        for key in METHOD_PARAMS:  # suggested by Optuna instead
             space.pop(key, None)
     else:
         space[trainable.CELL] = tune.grid_search(plan.cells)
     return space
 
 
-def total_epochs(plan: SweepPlan) -> int:
-    """The longest trial's epoch count over all IMP levels (ASHA's max_t)."""
+def fewest_levels(plan: SweepPlan) -> int:
+    """IMP levels (R + 1) of the shortest trial: the largest grace period that can stop one."""
     configs = [{**plan.common, **cell} for cell in plan.cells] or [plan.common]
-    return max((int(c["rounds"]) + 1) * int(c["epochs"]) for c in configs)
+    return min(int(c["rounds"]) + 1 for c in configs)
+
+
+def check_scheduler_options(plan: SweepPlan, opts: SweepOptions) -> None:
+    """ASHA's options, in IMP levels; raises UserError before Ray starts."""
+    if opts.scheduler == "none":
+        return
+    levels = fewest_levels(plan)
+    if levels < 2:
+        raise UserError("--scheduler asha is not allowed with rounds=0: a trial has one IMP "
+                        "level, so there is no level end to stop it at (use rounds >= 1)")
+    if not 1 <= opts.grace_period < levels:
+        raise UserError(f"--grace-period={opts.grace_period} is not allowed: 1..{levels - 1} "
+                        f"(IMP levels completed before a trial may be stopped; a trial has "
+                        f"{levels} levels)")
+    if not opts.reduction_factor > 1:
+        raise UserError(f"--reduction-factor={opts.reduction_factor:g} is not allowed: > 1")
+
+
+def objective_metric(plan: SweepPlan) -> str:
+    """The per-epoch column the sweep chooses on (validation accuracy unless asked)."""
+    return SELECTION_COLUMNS[plan.selected_on or "val"]
 
 
 def make_scheduler(plan: SweepPlan, opts: SweepOptions):
-    from ray.tune.schedulers import ASHAScheduler
-
+    """Grouped level-aware ASHA (scheduler.py), or None."""
     if opts.scheduler == "none":
         return None
-    if opts.scheduler != "asha":
-        raise UserError(f"--scheduler={opts.scheduler!r} is not allowed: none | asha")
-    max_t = total_epochs(plan)
-    if not 1 <= opts.grace_period <= max_t:
-        raise UserError(f"--grace-period={opts.grace_period} is not allowed: "
-                        f"1..{max_t} (epochs over all levels)")
-    if opts.reduction_factor <= 1:
-        raise UserError(f"--reduction-factor={opts.reduction_factor:g} is not allowed: > 1")
-    return ASHAScheduler(time_attr="global_epoch", max_t=max_t, grace_period=opts.grace_period,
-                        reduction_factor=opts.reduction_factor)
+    from ts3ray.tune.scheduler import ComparableGroup, GroupedLevelASHA
+
+    check_scheduler_options(plan, opts)
+    group = ComparableGroup(searched=plan.searched, run_values=trainable.run_values)
+    return GroupedLevelASHA(objective_metric(plan), group, trainable.total_levels,
+                            grace_period=opts.grace_period,
+                            reduction_factor=opts.reduction_factor)
 
 
 def _progress_callback(total: int):
@@ -108,16 +126,20 @@ def _progress_callback(total: int):
             self.finished += 1
             last = trial.last_result or {}
             values = trainable.run_values(trial.config)
-            shown = " ".join(f"{k}={values[k]}" for k in ("dataset", "variant", "lam", "tau",
-                                                           "gamma", "e1", "e2",
-                                                           "prune_fraction", "seed"))
-            acc = last.get("acc_sparse")
-            acc_text = f"acc_sparse={100 * acc:.2f}%" if acc is not None else "no result"
+            keys = ("dataset", "variant", *METHOD_PARAMS, "prune_fraction", "seed")
+            shown = " ".join(f"{k}={_short(values[k])}" for k in keys)
+            accuracies = " ".join(f"{name}={100 * last[column]:.2f}%"
+                                  for name, column in SELECTION_COLUMNS.items()
+                                  if last.get(column) == last.get(column) and column in last)
             epoch = f"epoch {last.get('global_epoch', 0)}/{last.get('total_epochs', '?')}"
             print(f"[{self.finished}/{total}] {verdict} {trial.trial_id} {shown} "
-                  f"{acc_text} at {epoch}", file=sys.stderr, flush=True)
+                  f"{accuracies or 'no result'} at {epoch}", file=sys.stderr, flush=True)
 
     return TrialProgress()
+
+
+def _short(value):
+    return f"{value:.3g}" if isinstance(value, float) else value
 
 
 def make_trainable(opts: SweepOptions):
@@ -137,8 +159,9 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
     searcher = None
     num_samples = 1
     if plan.search:
-        searcher = make_searcher(plan.common, sampler=opts.sampler, seed=opts.seed,
-                                 storage=opts.optuna_storage, study_name=opts.name)
+        searcher = make_searcher(plan.common, objective_metric(plan), sampler=opts.sampler,
+                                 seed=opts.seed, storage=opts.optuna_storage,
+                                 study_name=opts.name)
         num_samples = opts.num_samples
     run_config = tune.RunConfig(
         name=opts.name,
@@ -148,9 +171,10 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
         callbacks=[_progress_callback(num_samples * max(1, plan.num_trials))],
         verbose=opts.verbose,
     )
+    chooses = plan.selected_on is not None
     tune_config = tune.TuneConfig(
-        metric=METRIC,
-        mode=MODE,
+        metric=objective_metric(plan) if chooses else None,
+        mode=MODE if chooses else None,
         search_alg=searcher,
         scheduler=make_scheduler(plan, opts),
         num_samples=num_samples,

@@ -5,12 +5,15 @@ columns and Optuna see them), optionally a `cell` dict of per-trial values (grid
 and sweep keys starting with `_`. The dataset is loaded on the worker from `data_root`
 (an absolute path set by the driver), never shipped in a closure.
 
-After every epoch the trial reports all epoch metrics with `global_epoch` as the time axis
-across IMP rounds; every `_checkpoint_every` epochs (and at the end) the report carries a
-checkpoint of the full run state, from which a retried or resumed trial continues, and the
-trial rewrites its Parquet files (results.py) first, so they hold what the checkpoint holds.
-Under a scheduler that may stop the trial silently after any report (ASHA), the files are
-rewritten after every epoch instead.
+After every epoch the trial reports a few numbers to Tune: the selection signals (validation
+accuracies, and test accuracy for progress lines only), the epoch counters and
+`levels_done`, the number of completed IMP levels, which is the scheduler's time axis
+(scheduler.py). Every row of the run lives in the Parquet files (results.py), not in Tune.
+
+At the end of every IMP level and every `_checkpoint_every` epochs the trial rewrites its
+Parquet files and then reports a checkpoint of the full run state, from which a retried or
+resumed trial continues; so the files hold what the checkpoint holds. ASHA can only stop a
+trial at a level end (its rungs are levels), right after such a write.
 """
 from __future__ import annotations
 
@@ -23,14 +26,15 @@ from typing import Any
 
 import torch
 
-from ts3ray.config import FIELD_NAMES, make_config
+from ts3ray.config import FIELD_NAMES, SELECTION_COLUMNS, make_config
 from ts3ray.tune import results
+from ts3ray.tune.search import LEVEL_END, LEVELS_DONE, TOTAL_LEVELS
 
 STATE_FILE = "state.pt"
 CELL = "cell"
 SWEEP = "_sweep"
 CHECKPOINT_EVERY = "_checkpoint_every"
-WRITE_EVERY_EPOCH = "_write_every_epoch"  # set when a scheduler may stop the trial
+SELECTED_ON = "_selected_on"  # the sweep's selection signal (val, clean_val, test) or None
 CRASH_AT_EPOCH = "_crash_at_epoch"  # tests only: kill the worker once at this epoch
 
 
@@ -38,6 +42,25 @@ def run_values(trial_config: dict[str, Any]) -> dict[str, Any]:
     """The RunConfig fields of a trial: top-level fields, then the grid cell's values."""
     merged = {**trial_config, **trial_config.get(CELL, {})}
     return {k: v for k, v in merged.items() if k in FIELD_NAMES}
+
+
+def total_levels(trial_config: dict[str, Any]) -> int:
+    """IMP levels of a trial (R + 1): the scheduler's max_t."""
+    return int(run_values(trial_config)["rounds"]) + 1
+
+
+def tune_metrics(record: dict[str, Any], run, attempt: int) -> dict[str, Any]:
+    """What Tune sees of an epoch: the selection signals, the counters, the attempt."""
+    signals = {column: record[column] for column in SELECTION_COLUMNS.values()}
+    return {
+        **signals,
+        LEVELS_DONE: run.level,  # completed IMP levels: the scheduler's time axis
+        TOTAL_LEVELS: run.config.rounds + 1,
+        LEVEL_END: record["epoch"] == run.config.epochs,
+        "global_epoch": record["global_epoch"],
+        "total_epochs": run.total_epochs,
+        "attempt": attempt,
+    }
 
 
 def sweep_value(trial_config: dict[str, Any], key: str, default=None):
@@ -122,17 +145,16 @@ def lottery_trainable(trial_config: dict[str, Any], results_uri: str) -> None:
         node=ray.get_runtime_context().get_node_id(),
         resumed_from=run.global_epoch,
         started_at=started_at,
+        selected_on=trial_config.get(SELECTED_ON),
     )
     every = int(trial_config.get(CHECKPOINT_EVERY, 1))
     if run.done:  # restored from its final checkpoint (driver died before recording it)
         results.write_trial(results_uri, info, run)
-        last = {**run.epoch_rows[-1], "total_epochs": run.total_epochs, "attempt": info.attempt}
-        report(last, run, with_checkpoint=True)
+        report(tune_metrics(run.epoch_rows[-1], run, info.attempt), run, with_checkpoint=True)
         return
     for record in run.epochs():
         crash_once(trial_config, results_uri, trial_id, record["global_epoch"])
-        due = run.done or run.global_epoch % every == 0
-        if due or trial_config.get(WRITE_EVERY_EPOCH):
+        due = record["epoch"] == run.config.epochs or run.global_epoch % every == 0
+        if due:  # a level end (where ASHA may stop the trial) or a checkpoint epoch
             results.write_trial(results_uri, info, run)
-        metrics = {**record, "total_epochs": run.total_epochs, "attempt": info.attempt}
-        report(metrics, run, with_checkpoint=due)
+        report(tune_metrics(record, run, info.attempt), run, with_checkpoint=due)
