@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.dataset as ds
+from ts3ray.results.load import read_table
 import pytest
 
 pytest.importorskip("ray")
@@ -32,7 +32,7 @@ STOP_GRACE_S = 10
 # The sweep: Table IX's lambda block (4 trials), 2 epochs x 2 IMP levels per trial.
 LAM_VALUES = [0.0, 0.5, 0.7, 1.0]
 EPOCHS, ROUNDS = 2, 1
-SWEEP_ARGS = ["--params", "lam", "--cpus-per-trial", "1", "--name", "mn",
+SWEEP_ARGS = ["--params", "lam", "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--name", "mn",
               f"epochs={EPOCHS}", "e1=1", "e2=1", f"rounds={ROUNDS}"]
 
 # Prints the alive nodes as JSON once `want` of them have joined.
@@ -146,7 +146,7 @@ def two_node_cluster(tmp_path):
 
 
 def read_results(results: Path, table: str):
-    return ds.dataset(results / table, format="parquet").to_table().to_pandas()
+    return read_table(str(results), table)
 
 
 def test_sweep_runs_trials_on_both_nodes_and_records_each_once(two_node_cluster, tmp_path):

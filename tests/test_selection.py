@@ -22,7 +22,7 @@ from ts3ray.tune.cli import add_arguments, build
 from ts3ray.tune.resources import TrialResources, concurrent_capacity
 from ts3ray.tune.scheduler import ComparableGroup
 from ts3ray.tune.search import SAMPLERS, MethodSpace
-from ts3ray.tune.trainable import run_values
+from ts3ray.tune.trainable import RunValues, TotalLevels
 
 TINY = {"dataset": "digits", "epochs": 3, "e1": 1, "e2": 1, "rounds": 1}
 
@@ -148,7 +148,7 @@ def test_an_e2_range_that_depends_on_e1_makes_qmc_fall_back(caplog):
 
 
 def test_groups_differ_in_everything_but_the_searched_parameters():
-    group = ComparableGroup(searched=("lam", "tau"), run_values=run_values)
+    group = ComparableGroup(searched=("lam", "tau"), run_values=RunValues({"seed": 0}))
     a = {"dataset": "digits", "lam": 0.0, "noise_rate": 0.4, "_sweep": "x"}
     assert group(a) == group({**a, "lam": 1.0, "tau": 0.3, "_sweep": "y"})
     assert group(a) != group({**a, "noise_rate": 0.2})
@@ -258,10 +258,10 @@ def test_front_keeps_the_non_dominated_levels_and_picks_the_sparsest_close_one()
 # -- grouped level-aware ASHA, driven by hand ------------------------------------------------
 
 class _Trial:
-    """What the scheduler reads of a Tune trial: its id and config."""
+    """What the scheduler reads of a Tune trial: its id and config (the grid cell)."""
 
-    def __init__(self, trial_id: str, **config):
-        self.trial_id, self.config = trial_id, {"rounds": 2, **config}
+    def __init__(self, trial_id: str, **cell):
+        self.trial_id, self.config = trial_id, {"cell": cell}
 
 
 def _result(levels_done: int, value: float, level_end: bool = True) -> dict:
@@ -270,10 +270,10 @@ def _result(levels_done: int, value: float, level_end: bool = True) -> dict:
 
 def test_grouped_asha_ranks_trials_only_within_their_group_and_only_at_level_ends():
     from ts3ray.tune.scheduler import GroupedLevelASHA
-    from ts3ray.tune.trainable import total_levels
 
-    asha = GroupedLevelASHA("val_acc_sparse", ComparableGroup(("lam",), run_values),
-                            total_levels, grace_period=1, reduction_factor=2)
+    values = RunValues({"rounds": 2})
+    asha = GroupedLevelASHA("val_acc_sparse", ComparableGroup(("lam",), values),
+                            TotalLevels(values), grace_period=1, reduction_factor=2)
     a = [_Trial(f"a{i}", noise_rate=0.2, lam=i / 3) for i in range(3)]
     b = [_Trial(f"b{i}", noise_rate=0.6, lam=i / 3) for i in range(3)]
     for trial in a + b:

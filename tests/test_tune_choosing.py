@@ -7,6 +7,8 @@ import optuna
 import pandas as pd
 import pyarrow.dataset as ds
 
+from ts3ray.results.load import read_table
+
 from ts3ray.data import load_dataset
 from ts3ray.tune.cli import run_sweep
 
@@ -14,7 +16,8 @@ E = 3  # epochs per IMP level in these sweeps
 
 
 def read(results, table: str) -> pd.DataFrame:
-    return ds.dataset(str(results / table), format="parquet").to_table().to_pandas()
+    """The rows as ts3ray's readers see them: `stopped_early` derived from the rows."""
+    return read_table(str(results), table)
 
 
 def per_trial(epochs: pd.DataFrame) -> pd.DataFrame:

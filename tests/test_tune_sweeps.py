@@ -6,6 +6,8 @@ import optuna
 import pandas as pd
 import pyarrow.dataset as ds
 
+from ts3ray.results.load import read_table
+
 from ts3ray.tune.cli import run_sweep
 from ts3ray.tune.plans import SweepPlan, full_config
 from ts3ray.tune.resources import TrialResources
@@ -17,7 +19,8 @@ TINY = ["epochs=2", "e1=1", "e2=1", "rounds=1"]
 
 
 def read(results, table: str) -> pd.DataFrame:
-    return ds.dataset(str(results / table), format="parquet").to_table().to_pandas()
+    """The rows as ts3ray's readers see them: `stopped_early` derived from the rows."""
+    return read_table(str(results), table)
 
 
 def assert_one_row_set_per_trial(epochs: pd.DataFrame, levels: pd.DataFrame) -> None:
@@ -81,7 +84,7 @@ def test_four_quarter_gpu_trials_run_at_the_same_time(local_ray, tmp_path):
         "--cpus-per-trial", "0.5", "epochs=10", "e1=2", "e2=4", "rounds=1"])
     assert code == 0
     epochs = read(tmp_path / "sparsity-quick" / "results", "epochs")
-    spans = epochs.groupby("trial_id").agg(start=("started_at", "min"), end=("updated_at", "max"))
+    spans = epochs.groupby("trial_id").agg(start=("started_at", "min"), end=("written_at", "max"))
     assert len(spans) == 4
     assert spans["start"].max() < spans["end"].min()  # all four were running at one moment
 
@@ -105,10 +108,14 @@ def test_crashed_worker_resumes_from_checkpoint_with_identical_results(local_ray
     epochs = read(tmp_path / "crash" / "results", "epochs")
     levels = read(tmp_path / "crash" / "results", "levels")
     assert_one_row_set_per_trial(epochs, levels)
-    by_attempt = epochs.groupby("trial_id")[["attempt", "resumed_from"]].first()
-    # checkpoints at epoch 2 (every 2) and 3 (the level end): the retry resumed at epoch 3
-    assert sorted(map(tuple, by_attempt.to_numpy())) == [(1, 0), (2, 3)]
-    crashed = by_attempt.index[by_attempt["attempt"] == 2][0]
+    # checkpoints at epoch 2 (every 2) and 3 (the level end): the retry resumed at epoch 3,
+    # and each row carries the attempt that wrote it
+    written_by = epochs.sort_values("global_epoch").groupby("trial_id")[
+        ["attempt", "resumed_from"]].agg(list)
+    crashed = written_by.index[written_by["attempt"].map(max) == 2][0]
+    assert written_by.loc[crashed, "attempt"] == [1, 1, 1, 2, 2, 2]
+    assert written_by.loc[crashed, "resumed_from"] == [0, 0, 0, 3, 3, 3]
+    assert all(a == [1] * 6 for t, a in written_by["attempt"].items() if t != crashed)
     metrics = ["acc_sparse", "acc_dense", "loss_sparse", "loss_dense", "label_precision",
                "relabel_count", "sparsity"]
     a = epochs[epochs.trial_id == crashed].sort_values("global_epoch")[metrics]

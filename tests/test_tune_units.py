@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import optuna
+import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
@@ -39,7 +41,7 @@ def test_sensitivity_quick_has_the_16_distinct_table_ix_configurations():
     assert all(v["e1"] + v["e2"] <= v["epochs"] for v in values)
     assert set(plan.cells[0]) == {"lam", "tau", "gamma", "e1", "e2"}  # the rest is common
     assert plan.common["data_root"].startswith("/")  # made absolute on the driver
-    assert opts.name == "sensitivity-quick" and opts.checkpoint_every == 10
+    assert opts.name == "sensitivity-quick" and opts.checkpoint_every is None  # level ends + timer
 
 
 def test_sparsity_plan_crosses_fractions_variants_and_seeds():
@@ -112,27 +114,80 @@ def test_searcher_starts_with_the_paper_defaults():
         make_searcher(base, "val_acc_sparse", sampler="grid")
 
 
-def test_trial_files_are_replaced_not_appended_and_marked_stopped(tmp_path):
+def _files(root, table):
+    return sorted(p.relative_to(root / table).as_posix() for p in (root / table).rglob("*.parquet"))
+
+
+def test_trial_attempts_append_their_own_rows_and_status_is_derived_from_them(tmp_path):
+    from ts3ray.results.compact import compact
+    from ts3ray.results.load import read_table
+
     config = make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1, "rounds": 1})
     run = LotteryRun(config)
-    info = results.TrialInfo(sweep="t", trial_id="abc_00000", attempt=1, node="n",
-                             resumed_from=0, started_at=1.0)
+    first = results.TrialInfo(sweep="t", trial_id="abc", attempt=1, node="n1",
+                              resumed_from=0, started_at=1.0)
+    writer = results.TrialWriter(str(tmp_path), first, run)
     epochs = run.epochs()
     next(epochs)
-    results.write_trial(str(tmp_path), info, run)
-    assert not (tmp_path / "levels").exists()  # no level finished yet
-    for _ in epochs:
-        results.write_trial(str(tmp_path), info, run)
-    # each start of a trial is counted before it trains, even one that dies at once
-    assert [results.next_attempt(str(tmp_path), "abc_00000") for _ in range(3)] == [1, 2, 3]
-    assert results.next_attempt(str(tmp_path), "other_00001") == 1
-    results.mark_stopped(str(tmp_path), "abc_00000", True, 3)
-    table = ds.dataset(tmp_path / "epochs").to_table().to_pandas()
-    assert list(table["global_epoch"]) == [1, 2, 3, 4]  # one row per epoch, no duplicates
-    assert table["stopped_early"].all() and (table["stopped_at_epoch"] == 3).all()
-    levels = ds.dataset(tmp_path / "levels").to_table().to_pandas()
-    assert list(levels["round"]) == [0, 1] and levels["stopped_early"].all()
-    assert levels["select_rate"].dtype.kind == "f"  # None column typed float, not null
+    assert writer.flush(run) == 1 and not (tmp_path / "levels").exists()  # no level done yet
+    next(epochs)
+    assert writer.flush(run) == 2  # epoch 2 and level 0
+    state = run.state_dict()
+    # a second attempt resumes from that checkpoint on another node and finishes the run
+    resumed = LotteryRun(config)
+    resumed.load_state_dict(state)
+    second = results.TrialInfo(sweep="t", trial_id="abc", attempt=2, node="n2",
+                               resumed_from=resumed.global_epoch, started_at=2.0)
+    writer = results.TrialWriter(str(tmp_path), second, resumed)
+    assert writer.flush(resumed) == 0  # nothing new: the restored rows are in storage
+    for _ in resumed.epochs():
+        writer.flush(resumed)
+    assert _files(tmp_path, "epochs") == ["abc/a001-e0000001.parquet", "abc/a001-e0000002.parquet",
+                                          "abc/a002-e0000003.parquet", "abc/a002-e0000004.parquet"]
+    rows = read_table(str(tmp_path), "epochs").sort_values("global_epoch")
+    assert list(rows["global_epoch"]) == [1, 2, 3, 4]  # each epoch once
+    assert list(rows["attempt"]) == [1, 1, 2, 2] and list(rows["node"]) == ["n1", "n1", "n2", "n2"]
+    assert not rows["stopped_early"].any()  # 4 = (R + 1) x E epochs: the full budget
+    levels = read_table(str(tmp_path), "levels")
+    assert list(levels["round"]) == [0, 1] and levels["select_rate"].dtype.kind == "f"
+    # compaction: one file per table, the same rows, and a second run changes nothing
+    assert compact(str(tmp_path)) == {"epochs": (4, 1), "levels": (2, 1)}
+    compacted = _files(tmp_path, "epochs")
+    assert len(compacted) == 1 and compacted[0].startswith("compacted-")
+    pd.testing.assert_frame_equal(read_table(str(tmp_path), "epochs").sort_values("global_epoch")
+                                  .reset_index(drop=True), rows.reset_index(drop=True))
+    before = (tmp_path / "epochs" / compacted[0]).read_bytes()
+    assert compact(str(tmp_path)) == {"epochs": (1, 1), "levels": (1, 1)}
+    assert (tmp_path / "epochs" / compacted[0]).read_bytes() == before
+
+
+def test_rows_written_twice_by_a_crash_are_read_once_and_a_short_trial_is_stopped_early(tmp_path):
+    from ts3ray.results.compact import compact
+    from ts3ray.results.load import read_table
+
+    config = make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1, "rounds": 1})
+    run = LotteryRun(config)
+    info = results.TrialInfo(sweep="t", trial_id="t1", attempt=1, node="n", resumed_from=0,
+                             started_at=1.0)
+    writer = results.TrialWriter(str(tmp_path), info, run)
+    for _ in range(3):
+        next(run.epochs())
+    writer.flush(run)  # epochs 1-3 written, but (say) the checkpoint at 3 never landed
+    again = LotteryRun(config)
+    for _ in range(2):
+        next(again.epochs())  # the retry resumes from the checkpoint at epoch 2
+    retry = results.TrialWriter(str(tmp_path), dataclasses.replace(info, attempt=2, started_at=2.0),
+                                again)
+    next(again.epochs())
+    retry.flush(again)  # epoch 3 a second time
+    rows = read_table(str(tmp_path), "epochs")
+    latest = rows.sort_values("attempt").drop_duplicates("global_epoch", keep="last")
+    assert sorted(latest["global_epoch"]) == [1, 2, 3] and len(rows) == 4
+    assert rows["stopped_early"].all() and (rows["stopped_at_epoch"] == 3).all()  # 3 < 4
+    compact(str(tmp_path))
+    once = read_table(str(tmp_path), "epochs")
+    assert list(once["global_epoch"]) == [1, 2, 3]
+    assert list(once["attempt"]) == [1, 1, 2]  # epoch 3 from the newest attempt
 
 
 def test_gpus_auto_takes_one_gpu_where_there_is_one():
@@ -140,9 +195,16 @@ def test_gpus_auto_takes_one_gpu_where_there_is_one():
 
     auto = TrialResources(cpu=1, gpu=None)
     assert resolve_gpus(auto, [NODE_2CPU]).gpu == 0.0
-    assert resolve_gpus(auto, [NODE_2CPU, NODE_GPU]).gpu == 1.0
-    assert resolve_gpus(auto, [NODE_2CPU], {"gpu_worker": {"CPU": 8, "GPU": 1}}).gpu == 1.0
+    shared = resolve_gpus(auto, [NODE_2CPU, NODE_GPU], archs=("cifar_cnn", "vgg16"))
+    assert shared.gpu == 0.5 and dict(shared.gpu_by_arch) == {"cifar_cnn": 0.25, "vgg16": 0.5}
+    per_trial = shared.as_tune(lambda config: {"arch": config["arch"]})
+    assert per_trial({"arch": "vgg16"}) == {"cpu": 1.0, "gpu": 0.5}
+    assert per_trial({"arch": "cifar_cnn"}) == {"cpu": 1.0, "gpu": 0.25}
+    later = resolve_gpus(auto, [NODE_2CPU], {"gpu_worker": {"CPU": 8, "GPU": 1}}, archs=("vgg19",))
+    assert later.gpu == 0.5
     assert resolve_gpus(TrialResources(gpu=0.25), [NODE_2CPU, NODE_GPU]).gpu == 0.25
+    with pytest.raises(UserError, match="--gpus-per-trial auto cannot tell whether GPU workers"):
+        resolve_gpus(auto, [NODE_2CPU], {}, cannot_inspect=True)
 
 
 def test_worker_types_the_autoscaler_can_start_satisfy_the_request(tmp_path):

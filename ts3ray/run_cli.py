@@ -13,15 +13,15 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 from ts3ray.config import load_config_file, make_config, parse_overrides
 from ts3ray.errors import UserError
-from ts3ray.results.output import write_atomic as write_file_atomic
-from ts3ray.results.output import write_text_atomic
-from ts3ray.results.writer import epoch_table, level_table, write_atomic
+from ts3ray.results.writer import epoch_table, level_table, write_parquet
+from ts3ray.storage import write_atomic, write_text_atomic
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -81,11 +81,11 @@ class RunDirectory:
 
     def save(self, run) -> None:
         config_values = run.config.to_dict()
-        write_text_atomic(self.path / "config.json", json.dumps(
+        write_text_atomic(str(self.path / "config.json"), json.dumps(
             {"run_id": run.config.run_id, **config_values}, indent=2, default=list))
-        write_file_atomic(self.checkpoint, lambda tmp: torch.save(run.state_dict(), tmp))
-        write_atomic(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
-        write_atomic(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
+        write_atomic(str(self.checkpoint), lambda stream: torch.save(run.state_dict(), stream))
+        write_parquet(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
+        write_parquet(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
 
 
 def available_cpus() -> int:
@@ -96,8 +96,6 @@ def available_cpus() -> int:
 
 
 def main(args) -> int:
-    from tqdm import tqdm
-
     from ts3ray.run import LotteryRun
 
     config = build_config(args)  # validation happens before anything is written
@@ -124,19 +122,72 @@ def main(args) -> int:
     if run.done:
         print(f"run {config.run_id} in {args.out} is already complete", file=sys.stderr)
         return 0
-    bar = tqdm(total=run.total_epochs, initial=run.global_epoch, disable=args.quiet,
-               unit="epoch", dynamic_ncols=True)
-    with bar:
+    progress = make_progress(run, quiet=args.quiet, terminal=sys.stderr.isatty())
+    with progress:
         for record in run.epochs():
-            bar.set_description(f"round {record['round']}/{config.rounds}")
-            bar.set_postfix(epoch=record["epoch"], stage=record["stage"],
-                            acc_S=f"{record['acc_sparse']:.4f}", refresh=False)
-            bar.update(1)
+            progress.epoch_done(record)
             if run.done or run.global_epoch % args.checkpoint_every == 0:
                 out.save(run)
     print(format_levels(run.level_rows))
     print(f"results in {args.out}/epochs.parquet and {args.out}/levels.parquet")
     return 0
+
+
+class LineProgress:
+    """Progress for logs and pipes: a line per finished IMP level, and a line per epoch at
+    most every `every_s` seconds in between (a redrawn bar would write a line per redraw)."""
+
+    def __init__(self, run, every_s: float = 60.0, stream=None):
+        self.run, self.every_s = run, every_s
+        self.stream = stream or sys.stderr
+        self.last = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def epoch_done(self, record) -> None:
+        level_end = record["epoch"] == self.run.config.epochs
+        if not level_end and time.monotonic() - self.last < self.every_s:
+            return
+        self.last = time.monotonic()
+        what = (f"level {record['round']}/{self.run.config.rounds} done" if level_end
+                else f"level {record['round']}/{self.run.config.rounds}")
+        val = record["val_acc_sparse"]
+        val_text = f" val {100 * val:.2f}%" if val == val else ""
+        print(f"{what}: epoch {record['global_epoch']}/{self.run.total_epochs} "
+              f"({record['stage']}), sparsity {100 * record['sparsity']:.1f}%, "
+              f"test {100 * record['acc_sparse']:.2f}%{val_text}", file=self.stream, flush=True)
+
+
+class BarProgress:
+    """The tqdm bar of a terminal."""
+
+    def __init__(self, run, disable: bool):
+        from tqdm import tqdm
+
+        self.run = run
+        self.bar = tqdm(total=run.total_epochs, initial=run.global_epoch, disable=disable,
+                        unit="epoch", dynamic_ncols=True)
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def epoch_done(self, record) -> None:
+        self.bar.set_description(f"round {record['round']}/{self.run.config.rounds}")
+        self.bar.set_postfix(epoch=record["epoch"], stage=record["stage"],
+                             acc_S=f"{record['acc_sparse']:.4f}", refresh=False)
+        self.bar.update(1)
+
+
+def make_progress(run, *, quiet: bool, terminal: bool):
+    return BarProgress(run, disable=quiet) if terminal or quiet else LineProgress(run)
 
 
 def format_levels(rows) -> str:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import read_table
-from ts3ray.results.output import write_atomic
+from ts3ray.storage import write_atomic
 from ts3ray.results.pareto import add_front_arguments, parse_within, plot_pareto
 from ts3ray.results.plots import (
     PlotOptions, parse_round, plot_curves, plot_precision, plot_search, plot_sparsity,
@@ -93,5 +93,5 @@ def main(args: argparse.Namespace) -> int:
     opts = plot_options(args)
     kind = PLOT_KINDS[args.kind]
     fig = kind.draw(read_table(args.results, kind.table), opts)
-    write_atomic(args.out, lambda tmp: fig.savefig(tmp, format=fmt, dpi=args.dpi))
+    write_atomic(args.out, lambda stream: fig.savefig(stream, format=fmt, dpi=args.dpi))
     return 0

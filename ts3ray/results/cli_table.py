@@ -16,10 +16,10 @@ import pandas as pd
 from ts3ray.config import METHOD_PARAMS
 from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import read_table
-from ts3ray.results.output import write_text_atomic
 from ts3ray.results.pareto import add_front_arguments, parse_within, pareto_table
 from ts3ray.results.render import RENDERERS
 from ts3ray.results.table_model import TableModel
+from ts3ray.storage import write_text_atomic
 from ts3ray.results.tables import (
     DEFAULT_METRIC, TableOptions, compare_table, sensitivity_table, sparsity_table,
 )

@@ -10,8 +10,12 @@ Schemas of the files are unified, so a column that is null in one file and fille
 another reads as one column. Partition folder names (`key=value`) are not turned into
 columns: every row carries its own columns (docs/CONTRACTS.md).
 
-Only full-budget trials compare fairly: `drop_early_stopped` removes every row of a trial
-with `stopped_early == True` and says how many trials it removed.
+Only full-budget trials compare fairly. Whether a trial ran its full budget is derived from
+its rows when they are read (`add_budget_status`): its last epoch against (R + 1) x E, so the
+answer needs no bookkeeping by a driver that may have died. `stopped_early` then covers every
+trial that did not finish (stopped by ASHA at a level end, failed, or interrupted), with
+`stopped_at_epoch` its last epoch; `drop_early_stopped` removes every row of such a trial and
+says how many trials it removed.
 """
 from __future__ import annotations
 
@@ -22,19 +26,12 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ts3ray import storage
 from ts3ray.errors import UserError
 
 TABLES = ("levels", "epochs")
 SETTING_COLUMNS = ("dataset", "noise", "noise_rate")
 TRIAL = "_trial"  # derived column: trial_id where present, else run_id
-
-
-def _filesystem(results: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in results:
-        return pafs.FileSystem.from_uri(results)
-    from pathlib import Path
-
-    return pafs.LocalFileSystem(), str(Path(results).expanduser().resolve())
 
 
 def _info(fs: pafs.FileSystem, path: str) -> pafs.FileInfo:
@@ -57,7 +54,7 @@ def _parquet_files(fs: pafs.FileSystem, root: str, table: str) -> list[str]:
 
 def resolve_table(results: str, table: str) -> tuple[pafs.FileSystem, list[str]]:
     """The Parquet files of `table` ('levels' or 'epochs') that RESULTS points at."""
-    fs, root = _filesystem(str(results))
+    fs, root = storage.resolve(str(results))
     info = _info(fs, root)
     if info.type == pafs.FileType.NotFound:
         raise UserError(f"RESULTS '{results}' does not exist")
@@ -107,7 +104,26 @@ def read_table(results: str, table: str) -> pd.DataFrame:
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
         first = str(err).splitlines()[0]
         raise UserError(f"RESULTS '{results}': cannot read the {table} Parquet files: {first}")
-    return frame.to_pandas()
+    return add_budget_status(frame.to_pandas(), table)
+
+
+def add_budget_status(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Columns `stopped_early` and `stopped_at_epoch` derived from the rows: a trial (or run)
+    ran its full budget when its last epoch is (R + 1) x E. In `levels`, the last epoch is
+    the end of its last finished level."""
+    if df.empty or not {"rounds", "epochs", "run_id"} <= set(df.columns):
+        return df
+    key = df["run_id"].astype(str)
+    if "trial_id" in df.columns:
+        key = df["trial_id"].astype(object).where(df["trial_id"].notna(), key).astype(str)
+    epochs = df["epochs"].astype("int64")
+    if table == "epochs":
+        last = df["global_epoch"].astype("int64").groupby(key).transform("max")
+    else:
+        last = (df["round"].astype("int64").groupby(key).transform("max") + 1) * epochs
+    stopped = last < (df["rounds"].astype("int64") + 1) * epochs
+    return df.assign(stopped_early=stopped,
+                     stopped_at_epoch=last.where(stopped).astype("Int64"))
 
 
 def require_columns(df: pd.DataFrame, columns, table: str, what: str) -> None:

@@ -9,21 +9,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
-from pathlib import Path
 
+from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
 from ts3ray.errors import UserError
 from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
                                check_selection, parse_list, selection_signal)
-from ts3ray.tune.resources import (RaySettings, TrialResources, check_satisfiable,
-                                   concurrent_capacity, ray_session, resolve_gpus,
-                                   startable_node_types, startable_worker_limits)
+from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known,
+                                   check_satisfiable, concurrent_capacity, ray_session,
+                                   resolve_gpus, startable_node_types, startable_worker_limits)
 from ts3ray.tune.runner import SweepOptions, SweepOutcome, check_scheduler_options, run_plan
 from ts3ray.tune.search import check_sampler
 
-STORAGE_ENV = "TS3RAY_STORAGE"
+ATTACHED_MAX_FAILURES = 3  # default retries on a cluster: a trial survives a few spot reclaims
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,20 +35,36 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quick: digits, short schedule, whole grid; paper: Sec. IV settings")
     parser.add_argument("--settings", help="DATASET:NOISE:RATE,... (default: the preset's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    where = parser.add_argument_group("storage and resume")
-    where.add_argument("--storage", help=f"local path or URI (default ${STORAGE_ENV} or "
-                                         "./ray_results)")
-    where.add_argument("--name", help="experiment name (default NAME-PRESET)")
-    where.add_argument("--resume", action="store_true", help="finish an interrupted sweep")
-    where.add_argument("--max-failures", type=int, default=0, metavar="N",
-                       help="retry a crashed trial N times from its last checkpoint")
+    where = parser.add_argument_group("storage, faults and resume")
+    where.add_argument("--storage", help=f"local path or URI (default ${storage.STORAGE_ENV} "
+                                         f"or ./{storage.DEFAULT_STORAGE})")
+    where.add_argument("--name", help="experiment name, one path component of letters, digits, "
+                                      "'.', '_', '-' (default NAME-PRESET)")
+    where.add_argument("--resume", action="store_true",
+                       help="finish an interrupted sweep (same plan and options; see README)")
+    where.add_argument("--restart-errored", action="store_true",
+                       help="with --resume: start errored trials again from scratch")
+    where.add_argument("--max-failures", type=int, metavar="N",
+                       help=f"retry a crashed trial N times from its last checkpoint (default "
+                            f"{ATTACHED_MAX_FAILURES} on an attached cluster, 0 on local Ray)")
     where.add_argument("--checkpoint-every", type=int, metavar="K",
-                       help="checkpoint every K epochs (default: the preset's)")
+                       help="also checkpoint every K epochs (default: at every IMP level end "
+                            "and on the --checkpoint-minutes timer)")
+    where.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="M",
+                       help="checkpoint when M minutes passed since the last one (default 10)")
+    where.add_argument("--keep-checkpoints", type=int, metavar="N",
+                       help="keep only N checkpoints per trial (default all: Tune then never "
+                            "blocks on an experiment-state sync to delete one)")
+    where.add_argument("--tune-loggers", action="store_true",
+                       help="also write Tune's CSV and TensorBoard files per trial")
     res = parser.add_argument_group("resources")
     res.add_argument("--cpus-per-trial", type=float, default=1.0)
     res.add_argument("--gpus-per-trial", type=_gpus, default=None, metavar="N|auto",
                      help="fractions pack trials on one GPU (0.25: four per GPU); default auto: "
-                          "1 when the cluster has or can start a GPU node, else 0")
+                          "a share by architecture (resources.GPU_SHARE_BY_ARCH) when the "
+                          "cluster has or can start a GPU node, else 0")
+    res.add_argument("--gpu-memory-fraction", action="store_true",
+                     help="cap each trial's GPU memory at its GPU share (torch)")
     res.add_argument("--num-cpus", type=int, help="embedded local Ray: CPUs (default: all)")
     res.add_argument("--num-gpus", type=int, help="embedded local Ray: GPUs (logical on CPU)")
     res.add_argument("--address", help="attach to a running cluster (e.g. auto)")
@@ -107,15 +125,32 @@ def _gpus(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
 
 
-def absolute(path_or_uri: str) -> str:
-    """Relative local paths break inside trial working directories: make them absolute."""
-    return path_or_uri if "://" in path_or_uri else str(Path(path_or_uri).expanduser().resolve())
-
-
 def base_values(args, preset) -> dict:
     values = {**preset.values, **parse_overrides(args.overrides)}
-    values["data_root"] = absolute(str(values.get("data_root", "data")))
+    # relative paths break inside trial working directories: absolute ones everywhere
+    values["data_root"] = storage.absolute(str(values.get("data_root", "data")))
     return values
+
+
+def check_name(name: str) -> str:
+    """One safe path component: a sweep's Ray state and rows stay under --storage."""
+    if not NAME_PATTERN.fullmatch(name) or name in (".", ".."):
+        raise UserError(f"--name={name!r} is not allowed: one path component of letters, "
+                        "digits, '.', '_' and '-', starting with a letter or digit (at most 128)")
+    return name
+
+
+def check_storage(location: str) -> str:
+    """An absolute storage location that is not a file (URIs are checked by pyarrow)."""
+    location = storage.absolute(location)
+    try:
+        fs, path = storage.resolve(location)
+        kind = fs.get_file_info(path).type.name
+    except (OSError, ValueError) as err:
+        raise UserError(f"--storage={location!r} is not usable: {str(err).splitlines()[0]}")
+    if kind == "File":
+        raise UserError(f"--storage={location!r} is a file: give a directory or a URI")
+    return location
 
 
 def _given(value, default):
@@ -125,10 +160,16 @@ def _given(value, default):
 
 def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions:
     every = _given(args.checkpoint_every, preset.checkpoint_every)
-    if every < 1:
+    if every is not None and every < 1:
         raise UserError(f"--checkpoint-every={every} is not allowed: K >= 1")
-    if args.max_failures < 0:
+    if not args.checkpoint_minutes > 0:
+        raise UserError(f"--checkpoint-minutes={args.checkpoint_minutes:g} is not allowed: M > 0")
+    if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
+        raise UserError(f"--keep-checkpoints={args.keep_checkpoints} is not allowed: N >= 1")
+    if args.max_failures is not None and args.max_failures < 0:
         raise UserError(f"--max-failures={args.max_failures} is not allowed: N >= 0")
+    if args.restart_errored and not args.resume:
+        raise UserError("--restart-errored applies only with --resume")
     num_samples = _given(getattr(args, "num_samples", None), preset.num_samples)
     if num_samples < 1:
         raise UserError(f"--num-samples={num_samples} is not allowed: >= 1")
@@ -137,15 +178,21 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
     sampler = getattr(args, "sampler", "tpe")
     check_sampler(sampler)
     return SweepOptions(
-        name=args.name or f"{args.sweep}-{args.preset}",
-        storage=absolute(args.storage or os.environ.get(STORAGE_ENV) or "ray_results"),
+        name=check_name(args.name or f"{args.sweep}-{args.preset}"),
+        storage=check_storage(args.storage or storage.default_storage()),
         resources=TrialResources(args.cpus_per_trial, args.gpus_per_trial),
         scheduler=scheduler,
         grace_period=_given(args.grace_period, preset.grace_period),
         reduction_factor=args.reduction_factor,
         max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures,
+        max_failures=_given(args.max_failures, ATTACHED_MAX_FAILURES
+                            if RaySettings(args.address).attaches else 0),
         checkpoint_every=every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        keep_checkpoints=args.keep_checkpoints,
+        restart_errored=args.restart_errored,
+        tune_loggers=args.tune_loggers,
+        gpu_memory_fraction=args.gpu_memory_fraction,
         num_samples=num_samples,
         sampler=sampler,
         seed=args.seed_list[0],
@@ -216,16 +263,43 @@ def best_trials(levels, signal: str | None, top: int = 10) -> str:
 
 
 def summary(outcome: SweepOutcome, opts: SweepOptions, seconds: float) -> str:
+    files = ", ".join(f"{table} {before} -> {after}"
+                      for table, (before, after) in outcome.compacted.items())
+    compacted = f" (files compacted: {files})" if files else ""
     return (f"{outcome.trials} trials in {seconds:.0f} s: {outcome.completed} full budget, "
             f"{outcome.stopped_early} stopped early, {len(outcome.errors)} failed; results in "
-            f"{opts.results_uri}/epochs and {opts.results_uri}/levels")
+            f"{opts.results_uri}/epochs and {opts.results_uri}/levels{compacted}")
+
+
+def plan_archs(plan: SweepPlan) -> tuple[str, ...]:
+    return tuple(sorted({cell.get("arch", plan.common.get("arch")) for cell in plan.cells}
+                        or {plan.common["arch"]}))
+
+
+def plan_devices(plan: SweepPlan) -> set[str]:
+    return {str(cell.get("device", plan.common.get("device", "auto"))).split(":")[0]
+            for cell in plan.cells or [{}]}
+
+
+def trial_resources(plan: SweepPlan, opts: SweepOptions, settings: RaySettings, nodes: list,
+                    startable: dict) -> TrialResources:
+    """The per-trial request, `auto` GPUs resolved; `device=cuda` with no GPU refused."""
+    devices = plan_devices(plan)
+    cpu_only = devices == {"cpu"}  # auto GPUs: none then
+    resources = resolve_gpus(opts.resources, [] if cpu_only else nodes,
+                             {} if cpu_only else startable, archs=plan_archs(plan),
+                             cannot_inspect=settings.attaches and not autoscaler_known())
+    if "cuda" in devices and not resources.gpu:
+        raise UserError("device=cuda is not allowed with no GPU per trial: this cluster has no "
+                        "GPU (or --gpus-per-trial is 0); use device=auto or device=cpu, or give "
+                        "the trials a GPU share")
+    return resources
 
 
 def main(args) -> int:
     plan, opts = build(args)
     if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)
     started = time.perf_counter()
     with ray_session(settings):
@@ -233,9 +307,8 @@ def main(args) -> int:
 
         nodes = ray.nodes()
         startable = startable_node_types() if settings.attaches else {}  # autoscaled cluster
-        cpu_only = str(plan.common.get("device", "auto")) == "cpu"  # auto GPUs: none then
-        gpu_pool = ([], {}) if cpu_only else (nodes, startable)
-        opts = dataclasses.replace(opts, resources=resolve_gpus(opts.resources, *gpu_pool))
+        opts = dataclasses.replace(opts, resources=trial_resources(plan, opts, settings, nodes,
+                                                                   startable))
         if not args.no_resource_check:
             check_satisfiable(opts.resources, nodes, startable)
         if plan.search and opts.max_concurrent is None:  # else Tune keeps one trial pending

@@ -40,7 +40,7 @@ class Preset:
 
     values: dict[str, Any]
     settings: str
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None  # epochs; None: IMP level ends and the timer
     num_samples: int = 16
     grace_period: int = 1  # ASHA: IMP levels a trial completes before it may be stopped
     grid: str = ""  # grid sweep: the default --grid
@@ -52,29 +52,27 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "quick": Preset(
             {**QUICK_DATA, "epochs": 100, "e1": 20, "e2": 60, "rounds": 1,
              "prune_fraction": 0.5},
-            settings="digits:sym:0.4", checkpoint_every=10),
+            settings="digits:sym:0.4"),
         "paper": Preset({"prune_fraction": 0.5, "rounds": 3},  # Sec. IV-C 2: 87.5 %
-                        settings="cifar10:sym:0.4,cifar100:sym:0.4", checkpoint_every=5),
+                        settings="cifar10:sym:0.4,cifar100:sym:0.4"),
     },
     "sparsity": {
         "quick": Preset({**QUICK_DATA, "epochs": 12, "e1": 3, "e2": 6, "rounds": 3},
-                        settings="digits:sym:0.4", checkpoint_every=4),
-        "paper": Preset({"rounds": 3}, settings="cifar10:sym:0.4", checkpoint_every=5),
+                        settings="digits:sym:0.4"),
+        "paper": Preset({"rounds": 3}, settings="cifar10:sym:0.4"),
     },
     "grid": {
         "quick": Preset({**QUICK_DATA, "epochs": 10, "e1": 3, "e2": 4, "rounds": 3,
                          "prune_fraction": 0.5},
-                        settings="digits:sym:0.4", checkpoint_every=10,
+                        settings="digits:sym:0.4",
                         grid="lam=0,0.5,1 tau=0.5,0.9"),
-        "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4",
-                        checkpoint_every=5, grid="lam=0,0.5,1 tau=0.3,0.5,0.7,0.9"),
+        "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4", grid="lam=0,0.5,1 tau=0.3,0.5,0.7,0.9"),
     },
     "search": {
         "quick": Preset({**QUICK_DATA, "epochs": 20, "e1": 5, "e2": 10, "rounds": 1,
                          "prune_fraction": 0.5},
-                        settings="digits:sym:0.4", checkpoint_every=5, num_samples=12),
-        "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4",
-                        checkpoint_every=5, num_samples=32),
+                        settings="digits:sym:0.4", num_samples=12),
+        "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4", num_samples=32),
     },
 }
 

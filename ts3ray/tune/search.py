@@ -23,7 +23,6 @@ from ts3ray.errors import UserError
 MODE = "max"  # every selection signal is an accuracy
 E2_FRACTION = "e2_frac"  # the searched coordinate behind E2 (see module docstring)
 LEVELS_DONE = "levels_done"  # reported by the trainable: completed IMP levels
-TOTAL_LEVELS = "total_levels"
 LEVEL_END = "level_end"  # true on the report of a level's last epoch
 
 
@@ -116,6 +115,10 @@ def level_aware_search_class():
     from ray.tune.search.optuna import OptunaSearch
 
     class LevelAwareOptunaSearch(OptunaSearch):
+        def __init__(self, *args, total_levels: int, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.total_levels = total_levels  # R + 1: a full-budget trial finishes all
+
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if result.get(LEVEL_END) and trial_id not in self._completed_trials:
                 self._ot_trials[trial_id].report(result[self.metric], result[LEVELS_DONE])
@@ -123,7 +126,7 @@ def level_aware_search_class():
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False) -> None:
             stopped = (result and not error and trial_id not in self._completed_trials
-                       and result.get(LEVELS_DONE, 0) < result.get(TOTAL_LEVELS, 0))
+                       and result.get(LEVELS_DONE, 0) < self.total_levels)
             if not stopped:
                 super().on_trial_complete(trial_id, result, error)
                 return
@@ -142,7 +145,8 @@ def check_sampler(sampler: str) -> None:
 
 
 def make_searcher(base: dict[str, Any], metric: str, *, sampler: str = "tpe", seed: int = 0,
-                  storage: str | None = None, study_name: str | None = None):
+                  storage: str | None = None, study_name: str | None = None,
+                  total_levels: int | None = None):
     """A level-aware OptunaSearch over `MethodSpace(base['epochs'])` maximising `metric`,
     starting from the base values."""
     check_sampler(sampler)
@@ -155,4 +159,5 @@ def make_searcher(base: dict[str, Any], metric: str, *, sampler: str = "tpe", se
         sampler=SAMPLERS[sampler](seed),
         storage=optuna_storage(storage),
         study_name=study_name,
+        total_levels=total_levels or int(base["rounds"]) + 1,
     )
