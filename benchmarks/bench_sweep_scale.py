@@ -104,7 +104,11 @@ def role_ts3ray(args, storage: str) -> dict:
                           "e2": max(0, args.epochs - 1), "rounds": 0})
     cells = [{"seed": i} for i in range(args.trials)]
     plan = SweepPlan("scale", common, cells=cells)
-    opts = SweepOptions(name="scale", storage=storage, resources=TrialResources(cpu=1))
+    try:  # count the files trials wrote, then compact them here
+        opts = SweepOptions(name="scale", storage=storage, resources=TrialResources(cpu=1),
+                            compact=False)
+    except TypeError:  # a checkout without compaction
+        opts = SweepOptions(name="scale", storage=storage, resources=TrialResources(cpu=1))
     experiment = f"{storage}/scale"
     out = measure(lambda: run_plan(plan, opts), experiment, args.trials)
     results = f"{experiment}/results"

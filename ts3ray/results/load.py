@@ -104,7 +104,22 @@ def read_table(results: str, table: str) -> pd.DataFrame:
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
         first = str(err).splitlines()[0]
         raise UserError(f"RESULTS '{results}': cannot read the {table} Parquet files: {first}")
-    return add_budget_status(frame.to_pandas(), table)
+    return add_budget_status(newest_copies(frame.to_pandas(), table), table)
+
+
+ROW_KEYS = {"epochs": ("global_epoch",), "levels": ("round",)}
+
+
+def newest_copies(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One row per trial and epoch (or level): the newest attempt's, should a retry have
+    written an epoch a second time (tune/results.py)."""
+    if "trial_id" not in df.columns or not set(ROW_KEYS[table]) <= set(df.columns):
+        return df
+    key = add_trial_key(df)[TRIAL]
+    order = [c for c in ("attempt", "written_at") if c in df.columns]
+    ranked = df.assign(_key=key).sort_values(order, kind="stable") if order else df.assign(_key=key)
+    newest = ranked.drop_duplicates(subset=["_key", *ROW_KEYS[table]], keep="last")
+    return newest.drop(columns="_key").sort_index()
 
 
 def add_budget_status(df: pd.DataFrame, table: str) -> pd.DataFrame:

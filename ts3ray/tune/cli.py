@@ -52,9 +52,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                             "and on the --checkpoint-minutes timer)")
     where.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="M",
                        help="checkpoint when M minutes passed since the last one (default 10)")
-    where.add_argument("--keep-checkpoints", type=int, metavar="N",
-                       help="keep only N checkpoints per trial (default all: Tune then never "
-                            "blocks on an experiment-state sync to delete one)")
+    where.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
+                       help="checkpoints kept per trial (default 2)")
     where.add_argument("--tune-loggers", action="store_true",
                        help="also write Tune's CSV and TensorBoard files per trial")
     res = parser.add_argument_group("resources")
@@ -164,7 +163,7 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         raise UserError(f"--checkpoint-every={every} is not allowed: K >= 1")
     if not args.checkpoint_minutes > 0:
         raise UserError(f"--checkpoint-minutes={args.checkpoint_minutes:g} is not allowed: M > 0")
-    if args.keep_checkpoints is not None and args.keep_checkpoints < 1:
+    if args.keep_checkpoints < 1:
         raise UserError(f"--keep-checkpoints={args.keep_checkpoints} is not allowed: N >= 1")
     if args.max_failures is not None and args.max_failures < 0:
         raise UserError(f"--max-failures={args.max_failures} is not allowed: N >= 0")

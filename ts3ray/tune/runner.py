@@ -7,9 +7,9 @@ afterwards: readers derive it from the rows (results/load.py).
 
 Lean Tune state (issue: 10,000 trials on S3): trial configs hold only what differs between
 trials, reports only what the scheduler and searcher use, CSV and TensorBoard loggers are off
-(`tune_loggers=True` keeps them), checkpoints are kept (no `num_to_keep`) so that Tune never
-forces a blocking experiment-state sync, and Tune's running 5- and 10-report windows of every
-metric are not kept per trial (`LeanTrialState`).
+(`tune_loggers=True` keeps them), trials checkpoint rarely enough that keeping two per trial
+never forces a blocking experiment-state sync (trainable.py), and Tune's running 5- and
+10-report windows of every metric are not kept per trial (`LeanTrialState`).
 """
 from __future__ import annotations
 
@@ -51,13 +51,14 @@ class SweepOptions:
     max_failures: int = 0
     checkpoint_every: int | None = None  # epochs; None: level ends and the timer
     checkpoint_minutes: float = 10.0
-    keep_checkpoints: int | None = None  # None: keep all (no forced experiment syncs)
+    keep_checkpoints: int | None = 2  # per trial (trainable.py: why this forces no syncs)
     num_samples: int = 16
     sampler: str = "tpe"
     seed: int = 0
     optuna_storage: str | None = None
     resume: bool = False
     restart_errored: bool = False
+    compact: bool = True  # merge the result files into one per table after the fit
     tune_loggers: bool = False  # Tune's CSV and TensorBoard files per trial
     gpu_memory_fraction: bool = False  # cap each trial's GPU memory at its GPU share
     verbose: int = 0
@@ -397,7 +398,8 @@ def run_plan(plan: SweepPlan, opts: SweepOptions) -> SweepOutcome:
               for r in grid if r.error is not None]
     outcome = SweepOutcome(len(grid), 0, 0, errors)
     if storage.exists(opts.results_uri):
-        outcome.compacted = compact(opts.results_uri)
+        if opts.compact:
+            outcome.compacted = compact(opts.results_uri)
         outcome.completed, outcome.stopped_early = count_budgets(opts.results_uri)
     return outcome
 

@@ -12,10 +12,14 @@ ASHA's time axis), `level_end`, the sweep's objective column where it has one, a
 files (results.py). A trial reports at every level end, at every checkpoint, and otherwise at
 most every `HEARTBEAT_S` seconds.
 
-Checkpoints (the full run state) are taken at every level end, every `checkpoint_every`
-epochs if set, and whenever `checkpoint_minutes` have passed since the last one; just before
-each, the trial appends its new rows (results.TrialWriter), so the files hold what the
-checkpoint holds. ASHA can only stop a trial at a level end, right after such a write.
+Rows are appended (results.TrialWriter) at every level end and before every checkpoint, so
+the files hold at least what a checkpoint holds; ASHA can only stop a trial at a level end,
+right after such a write. Checkpoints (the full run state) are taken at a level end when at
+least `MIN_CHECKPOINT_GAP_S` passed since the previous one, every `checkpoint_every` epochs if
+set, and whenever `checkpoint_minutes` passed; never at a trial's last epoch (nothing is left
+to resume). So a trial checkpoints at most about once a minute on its own, and with Tune
+keeping two checkpoints per trial it never checkpoints twice between two experiment-state
+snapshots (taken every 10 s or more often): Tune has no reason to force a blocking sync.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ CELL = "cell"
 CRASH_AT_EPOCH = "_crash_at_epoch"  # tests only: kill the worker once at this epoch
 PROGRESS = "progress"
 HEARTBEAT_S = 30.0
+MIN_CHECKPOINT_GAP_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -163,16 +168,20 @@ def crash_once(trial_config: dict[str, Any], results_uri: str, trial_id: str,
 
 
 class CheckpointClock:
-    """When to checkpoint: level ends, every K epochs (if set), and on a timer."""
+    """When to checkpoint (module docstring): level ends a minute apart, every K epochs (if
+    set), on a timer; never after the last epoch."""
 
     def __init__(self, settings: SweepSettings):
         self.every, self.seconds = settings.checkpoint_every, 60.0 * settings.checkpoint_minutes
         self.last = time.monotonic()
 
     def due(self, run, record: dict[str, Any]) -> bool:
-        level_end = record["epoch"] == run.config.epochs
+        if run.done:
+            return False
+        waited = time.monotonic() - self.last
+        level_end = record["epoch"] == run.config.epochs and waited >= MIN_CHECKPOINT_GAP_S
         every = self.every is not None and run.global_epoch % self.every == 0
-        if level_end or every or time.monotonic() - self.last >= self.seconds:
+        if level_end or every or waited >= self.seconds:
             self.last = time.monotonic()
             return True
         return False
@@ -214,10 +223,11 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
         clock, last_report = CheckpointClock(settings), time.monotonic()
         for record in run.epochs():
             crash_once(trial_config, settings.results_uri, trial_id, record["global_epoch"])
+            level_end = record["epoch"] == run.config.epochs
             due = clock.due(run, record)
-            if due:
+            if due or level_end:
                 writer.flush(run)
-            if due or time.monotonic() - last_report >= HEARTBEAT_S:
+            if due or level_end or time.monotonic() - last_report >= HEARTBEAT_S:
                 metrics = tune_metrics(record, run, info.attempt, settings.objective)
                 report(metrics, run, info.attempt, with_checkpoint=due)
                 last_report = time.monotonic()
