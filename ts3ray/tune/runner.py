@@ -189,7 +189,8 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
                 print(status_line(trials, levels, now - self.started, total), file=sys.stderr,
                       flush=True)
 
-    callbacks = [SweepProgress(), LeanTrialState(), JsonLoggerCallback()]
+    reported = (LEVELS_DONE, objective_metric(plan))
+    callbacks = [SweepProgress(), LeanTrialState(reported), JsonLoggerCallback()]
     if opts.tune_loggers:
         callbacks += [CSVLoggerCallback(), TBXLoggerCallback()]
     return callbacks
@@ -223,8 +224,13 @@ def _lean_state_class():
     class _LeanTrialState(tune.Callback):
         """Tune keeps, per trial and numeric metric, windows of the last 5 and 10 values
         (`last-5-avg`...) in the experiment state: about 2-5 KB per trial that no part of
-        ts3ray reads. An empty window list makes Tune keep only max/min/avg/last. Touches a
-        private attribute; if a Ray version lacks it, nothing changes."""
+        ts3ray reads. An empty window list makes Tune keep only max/min/avg/last, and a
+        finished trial keeps them only for the metrics ts3ray reports (not for Tune's own
+        timers and counters). Touches private attributes; where a Ray version lacks them,
+        nothing changes."""
+
+        def __init__(self, keep: tuple[str, ...]):
+            self.keep = keep
 
         def on_trial_start(self, iteration, trials, trial, **info):
             metadata = getattr(trial, "run_metadata", None)
@@ -233,11 +239,18 @@ def _lean_state_class():
 
         on_trial_restore = on_trial_start
 
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            metadata = getattr(trial, "run_metadata", None)
+            for name in ("metric_analysis", "metric_n_steps"):
+                stats = getattr(metadata, name, None)
+                if isinstance(stats, dict):
+                    setattr(metadata, name, {k: v for k, v in stats.items() if k in self.keep})
+
     return _LeanTrialState
 
 
-def LeanTrialState():  # noqa: N802 - a class made on demand (needs Ray)
-    return _lean_state_class()()
+def LeanTrialState(keep: tuple[str, ...]):  # noqa: N802 - a class made on demand (needs Ray)
+    return _lean_state_class()(keep)
 
 
 def make_trainable(plan: SweepPlan, opts: SweepOptions):
