@@ -87,3 +87,35 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path):
     # a trial running at the kill continued from its checkpoint as attempt 2
     assert ((attempts["attempt"] == 2) & (attempts["resumed_from"] > 0)).any()
     assert "4 trials" in resumed.stdout and "Accuracy vs sparsity" in resumed.stdout
+
+
+def test_a_detached_driver_survives_the_end_of_the_session_that_started_it(tmp_path):
+    """`--detach` (e.g. under `ray submit`): the launcher returns at once; killing its whole
+    session, as a dropped SSH connection does, leaves the sweep running to its end."""
+    launcher = subprocess.Popen(
+        sweep_command("sensitivity", "--detach", "--storage", str(tmp_path), "--name", "away",
+                      "--params", "lam", "--num-cpus", "2", "epochs=2", "e1=1", "e2=1",
+                      "rounds=1"),
+        env=environment(short_tmp("d")), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0, err
+    assert out.startswith("sweep away runs detached (driver pid ")
+    pid = int(out.split("driver pid ")[1].split(")")[0])
+    os.killpg(launcher.pid, signal.SIGKILL) if _group_alive(launcher.pid) else None
+    deadline = time.time() + 240
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    log = (tmp_path / "away.driver.log").read_text()
+    assert not Path(f"/proc/{pid}").exists(), log[-2000:]
+    assert "4 trials in" in log and "4 full budget" in log, log[-2000:]
+    levels = read_table(str(tmp_path / "away"), "levels")
+    assert levels["trial_id"].nunique() == 4 and not levels["stopped_early"].any()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False

@@ -127,6 +127,25 @@ def test_crashed_worker_resumes_from_checkpoint_with_identical_results(local_ray
     assert la == lb
 
 
+def test_a_trial_retried_twice_holds_each_epoch_once_with_the_attempt_that_wrote_it(local_ray,
+                                                                                  tmp_path):
+    common = full_config({"dataset": "digits", "epochs": 3, "e1": 1, "e2": 1, "rounds": 1})
+    plan = SweepPlan("twice", common, cells=[{CRASH_AT_EPOCH: [4, 5]}])
+    opts = SweepOptions(name="twice", storage=str(tmp_path), max_failures=2, checkpoint_every=2,
+                        resources=TrialResources(cpu=1))
+    outcome = run_plan(plan, opts)
+    assert outcome.completed == 1 and not outcome.errors
+    # attempt 1 checkpoints at 2, writes 3 (level end), dies at 4; attempt 2 resumes at 2,
+    # writes 3 again, checkpoints at 4, dies at 5; attempt 3 resumes at 4 and finishes
+    raw = pd.concat(pd.read_parquet(p) for p in (tmp_path / "twice" / "results" / "epochs").rglob("*.parquet"))
+    assert len(raw) == 6 and outcome.compacted["epochs"][1] == 1  # compacted: one copy each
+    rows = read(tmp_path / "twice" / "results", "epochs").sort_values("global_epoch")
+    assert list(rows["global_epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert list(rows["attempt"]) == [1, 1, 2, 2, 3, 3]
+    assert list(rows["resumed_from"]) == [0, 0, 2, 2, 4, 4]
+    assert not rows["stopped_early"].any()
+
+
 def test_failed_trial_is_never_counted_as_full_budget(local_ray, tmp_path):
     common = full_config({"dataset": "digits", "epochs": 3, "e1": 1, "e2": 1, "rounds": 1})
     plan = SweepPlan("fail", common, cells=[{CRASH_AT_EPOCH: 4}, {CRASH_AT_EPOCH: None}])

@@ -233,3 +233,59 @@ def test_zero_option_values_are_refused_not_replaced(tmp_path, capsys, option):
     assert run_sweep("search", [option, "0", "--storage", str(tmp_path)]) == 2
     assert f"{option}=0 is not allowed" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_resume_refuses_a_changed_plan_or_option_and_names_what_changed(tmp_path):
+    from ts3ray.tune.runner import check_resume, write_record
+
+    plan, opts = build(parse(["grid", "--storage", str(tmp_path), "--grid", "lam=0,1",
+                              "--scheduler", "asha", "epochs=4", "e1=1", "e2=1"]))
+    write_record(plan, opts)
+    check_resume(plan, opts)  # the same command: fine
+    moved, _ = build(parse(["grid", "--storage", str(tmp_path), "--grid", "lam=0,1",
+                            "--scheduler", "asha", "epochs=4", "e1=1", "e2=1",
+                            "data_root=/elsewhere", "--cpus-per-trial", "2"]))
+    check_resume(moved, dataclasses.replace(opts, resources=TrialResources(cpu=2)))  # applies
+    changed, changed_opts = build(parse(["grid", "--storage", str(tmp_path), "--grid",
+                                         "lam=0,0.5,1", "--scheduler", "asha",
+                                         "--reduction-factor", "3", "epochs=5", "e1=1", "e2=1"]))
+    with pytest.raises(UserError) as err:
+        check_resume(changed, changed_opts)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("--resume: this command differs")
+    assert "--reduction-factor (stored 2.0, now 3.0)" in message
+    assert "epochs (stored 4, now 5)" in message and "the trials (stored 2 cells, now 3" in message
+
+
+def test_status_line_counts_trials_and_extrapolates_the_levels_left():
+    from ts3ray.tune.runner import status_line
+    from ts3ray.tune.trainable import RunValues, TotalLevels
+
+    class T:
+        def __init__(self, status, done):
+            self.status, self.config = status, {"cell": {}}
+            self.last_result = {"levels_done": done} if done is not None else None
+
+    trials = [T("TERMINATED", 4), T("TERMINATED", 1), T("RUNNING", 2), T("PENDING", None),
+              T("ERROR", 1)]
+    levels = TotalLevels(RunValues({"rounds": 3}))  # 4 levels a trial
+    line = status_line(trials, levels, 60.0, total=6)
+    # levels: 4 + 4 (stopped early counts as finished) + 2 + 0 + 1 = 11 of 6 x 4 = 24
+    assert line == ("status: 1 running, 1 pending, 1 done, 1 stopped early, 1 failed; "
+                    "46% of IMP levels in 60 s, ETA ~71 s")
+
+
+def test_line_progress_prints_levels_not_a_redrawn_bar(tmp_path, capsys):
+    import io
+
+    from ts3ray.run_cli import LineProgress
+
+    run = LotteryRun(make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1,
+                                  "rounds": 1}))
+    out = io.StringIO()
+    progress = LineProgress(run, every_s=3600, stream=out)
+    for record in run.epochs():
+        progress.epoch_done(record)
+    lines = out.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["level 0/1 done", "level 1/1 done"]
+    assert "epoch 4/4 (alternate), sparsity 50.0%" in lines[1]

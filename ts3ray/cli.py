@@ -39,6 +39,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    args.command_argv = list(argv)  # e.g. to start the same command again, detached
     try:
         return int(args._main(args) or 0)
     except UserError as err:

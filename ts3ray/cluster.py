@@ -40,6 +40,8 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from ts3ray.cluster_rayjob import is_rayjob, rayjob_problems
+
 CLOUD_PROVIDERS = ("aws", "gcp", "azure", "aliyun", "vsphere")
 COMMAND_KEYS = (
     "initialization_commands", "setup_commands", "head_setup_commands",
@@ -419,6 +421,10 @@ def check_file(path: str) -> list[str]:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = getattr(err, "problem", None) or str(err).splitlines()[0]
         return [f"{path}: YAML error: {where}{what}"]
+    if is_rayjob(config):  # a KubeRay manifest, not a cluster-launcher file
+        ray_version = installed_versions().get("ray")
+        lines = [Problem(where, what).line(path) for where, what in rayjob_problems(config, ray_version)]
+        return lines or [f"{path}: OK"]
     problems = check_config(path, config)
     return [p.line(path) for p in problems] or [f"{path}: OK"]
 

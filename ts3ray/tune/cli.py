@@ -54,6 +54,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                        help="checkpoint when M minutes passed since the last one (default 10)")
     where.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
                        help="checkpoints kept per trial (default 2)")
+    where.add_argument("--detach", action="store_true",
+                       help="check everything, then run the sweep's driver in its own session "
+                            "(it survives a closed SSH connection or terminal) and return at "
+                            "once; its output goes to a log file it names")
     where.add_argument("--tune-loggers", action="store_true",
                        help="also write Tune's CSV and TensorBoard files per trial")
     res = parser.add_argument_group("resources")
@@ -106,6 +110,7 @@ def run_sweep(name: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"sweeps/{name}.py", description=SWEEPS[name].help)
     add_sweep_arguments(parser, name)
     args = parser.parse_args(argv)
+    args.command_argv = ["sweep", name, *argv]
     try:
         return main(args)
     except UserError as err:
@@ -295,8 +300,32 @@ def trial_resources(plan: SweepPlan, opts: SweepOptions, settings: RaySettings, 
     return resources
 
 
+def driver_log(opts: SweepOptions) -> str:
+    """Where a detached driver writes its output: beside the sweep on local storage, else
+    under ~/.ts3ray/logs on the machine that runs it."""
+    folder = opts.storage if storage.is_local(opts.storage) else "~/.ts3ray/logs"
+    return storage.absolute(storage.join(folder, f"{opts.name}.driver.log"))
+
+
+def detach(args, opts: SweepOptions) -> int:
+    """Start this same command (without --detach) in a new session, output to a log file."""
+    import subprocess
+
+    log = driver_log(opts)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    argv = [a for a in args.command_argv if a != "--detach"]
+    with open(log, "ab") as out:
+        child = subprocess.Popen([sys.executable, "-m", "ts3ray.cli", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"sweep {opts.name} runs detached (driver pid {child.pid}); output: {log} "
+          f"(follow with: tail -f {log})")
+    return 0
+
+
 def main(args) -> int:
     plan, opts = build(args)
+    if getattr(args, "detach", False):
+        return detach(args, opts)
     if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)

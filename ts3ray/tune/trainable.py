@@ -156,9 +156,11 @@ def load_checkpoint(run, checkpoint) -> int:
 
 def crash_once(trial_config: dict[str, Any], results_uri: str, trial_id: str,
                global_epoch: int) -> None:
-    """Tests: end the worker process abruptly the first time `global_epoch` is reached
-    (a marker under the local results directory remembers that it happened)."""
-    if sweep_value(trial_config, CRASH_AT_EPOCH) != global_epoch:
+    """Tests: end the worker process abruptly the first time `global_epoch` is reached (the
+    cell's value: an epoch or a list of epochs; a marker under the local results directory
+    remembers that it happened)."""
+    planned = sweep_value(trial_config, CRASH_AT_EPOCH)
+    if global_epoch not in (planned if isinstance(planned, list) else [planned]):
         return
     marker = Path(results_uri) / "_crashed" / f"{trial_id}-{global_epoch}"
     if not marker.exists():
