@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import dataclasses
 
 import optuna
@@ -289,3 +290,35 @@ def test_line_progress_prints_levels_not_a_redrawn_bar(tmp_path, capsys):
     lines = out.getvalue().splitlines()
     assert [line.split(":")[0] for line in lines] == ["level 0/1 done", "level 1/1 done"]
     assert "epoch 4/4 (alternate), sparsity 50.0%" in lines[1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--name", "../escape"], "--name='../escape' is not allowed: one path component"),
+    (["--name", "/abs/path"], "--name='/abs/path' is not allowed"),
+    (["--name", ".."], "--name='..' is not allowed"),
+    (["--num-cpus", "-1"], "--num-cpus=-1 is not allowed: N >= 1"),
+    (["--num-gpus", "-1"], "--num-gpus=-1 is not allowed: N >= 0"),
+    (["--max-concurrent", "-1"], "--max-concurrent=-1 is not allowed"),
+    (["--checkpoint-minutes", "0"], "--checkpoint-minutes=0 is not allowed"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints=0 is not allowed"),
+    (["--restart-errored"], "--restart-errored applies only with --resume"),
+])
+def test_bad_sweep_options_are_refused_before_ray(tmp_path, argv, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        build(parse(["sensitivity", "--storage", str(tmp_path), *argv]))
+    assert not any(tmp_path.iterdir())
+
+
+def test_storage_and_optuna_storage_paths_are_checked(tmp_path):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(UserError, match="--storage=.* is a file"):
+        build(parse(["sensitivity", "--storage", str(afile)]))
+    with pytest.raises(UserError, match="is a directory"):
+        build(parse(["search", "--storage", str(tmp_path), "--optuna-storage", str(tmp_path)]))
+    with pytest.raises(UserError, match="does not exist or is not writable"):
+        build(parse(["search", "--storage", str(tmp_path), "--optuna-storage",
+                     str(tmp_path / "missing" / "study.log")]))
+    plan, opts = build(parse(["search", "--storage", str(tmp_path), "--optuna-storage",
+                              str(tmp_path / "study.log")]))
+    assert opts.optuna_storage.endswith("study.log")

@@ -144,6 +144,26 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_optuna_storage(spec: str | None) -> None:
+    """A journal file in an existing, writable folder, or an RDB URL SQLAlchemy knows."""
+    if not spec:
+        return
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        if not re.fullmatch(r"[a-z][a-z0-9+]*", scheme):
+            raise UserError(f"--optuna-storage={spec!r} is not allowed: a journal file path or an "
+                            "RDB URL such as sqlite:///study.db or postgresql://host/db")
+        return
+    path = storage.absolute(spec)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise UserError(f"--optuna-storage={spec!r} is a directory: give a journal file path "
+                        "such as study.log")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UserError(f"--optuna-storage={spec!r}: folder {folder} does not exist or is not "
+                        "writable")
+
+
 def check_storage(location: str) -> str:
     """An absolute storage location that is not a file (URIs are checked by pyarrow)."""
     location = storage.absolute(location)
@@ -174,6 +194,10 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         raise UserError(f"--max-failures={args.max_failures} is not allowed: N >= 0")
     if args.restart_errored and not args.resume:
         raise UserError("--restart-errored applies only with --resume")
+    for option, value, least in (("--num-cpus", args.num_cpus, 1), ("--num-gpus", args.num_gpus, 0)):
+        if value is not None and value < least:
+            raise UserError(f"{option}={value} is not allowed: N >= {least}")
+    check_optuna_storage(getattr(args, "optuna_storage", None))
     num_samples = _given(getattr(args, "num_samples", None), preset.num_samples)
     if num_samples < 1:
         raise UserError(f"--num-samples={num_samples} is not allowed: >= 1")
