@@ -241,6 +241,8 @@ def test_resume_refuses_a_changed_plan_or_option_and_names_what_changed(tmp_path
 
     plan, opts = build(parse(["grid", "--storage", str(tmp_path), "--grid", "lam=0,1",
                               "--scheduler", "asha", "epochs=4", "e1=1", "e2=1"]))
+    (tmp_path / "grid-quick").mkdir()
+    (tmp_path / "grid-quick" / "tuner.pkl").write_bytes(b"what Tune wrote")
     write_record(plan, opts)
     check_resume(plan, opts)  # the same command: fine
     moved, _ = build(parse(["grid", "--storage", str(tmp_path), "--grid", "lam=0,1",

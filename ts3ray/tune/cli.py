@@ -21,7 +21,8 @@ from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_sel
 from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known,
                                    check_satisfiable, concurrent_capacity, ray_session,
                                    resolve_gpus, startable_node_types, startable_worker_limits)
-from ts3ray.tune.runner import SweepOptions, SweepOutcome, check_scheduler_options, run_plan
+from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_scheduler_options, prepare,
+                                run_plan)
 from ts3ray.tune.search import check_sampler
 
 ATTACHED_MAX_FAILURES = 3  # default retries on a cluster: a trial survives a few spot reclaims
@@ -44,6 +45,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                        help="finish an interrupted sweep (same plan and options; see README)")
     where.add_argument("--restart-errored", action="store_true",
                        help="with --resume: start errored trials again from scratch")
+    where.add_argument("--trust-storage", action="store_true",
+                       help="with --resume: hand Tune a sweep folder ts3ray cannot verify (object "
+                            "stores; unsigned or shared folders) - only if only you can write it")
     where.add_argument("--max-failures", type=int, metavar="N",
                        help=f"retry a crashed trial N times from its last checkpoint (default "
                             f"{ATTACHED_MAX_FAILURES} on an attached cluster, 0 on local Ray)")
@@ -219,6 +223,7 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         checkpoint_minutes=args.checkpoint_minutes,
         keep_checkpoints=args.keep_checkpoints,
         restart_errored=args.restart_errored,
+        trust_storage=args.trust_storage,
         tune_loggers=args.tune_loggers,
         gpu_memory_fraction=args.gpu_memory_fraction,
         num_samples=num_samples,
@@ -350,6 +355,7 @@ def main(args) -> int:
     plan, opts = build(args)
     if getattr(args, "detach", False):
         return detach(args, opts)
+    prepare(plan, opts)  # before Ray starts: nothing to overwrite, or a trusted sweep to resume
     if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)

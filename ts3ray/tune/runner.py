@@ -58,6 +58,7 @@ class SweepOptions:
     optuna_storage: str | None = None
     resume: bool = False
     restart_errored: bool = False
+    trust_storage: bool = False  # resume state that ts3ray cannot verify (trust.py)
     compact: bool = True  # merge the result files into one per table after the fit
     tune_loggers: bool = False  # Tune's CSV and TensorBoard files per trial
     gpu_memory_fraction: bool = False  # cap each trial's GPU memory at its GPU share
@@ -338,9 +339,18 @@ def sweep_record(plan: SweepPlan, opts: SweepOptions) -> dict[str, Any]:
     return json.loads(json.dumps({"version": 1, "plan": what, "options": how}, default=list))
 
 
+def _record_text(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True)
+
+
 def write_record(plan: SweepPlan, opts: SweepOptions) -> None:
+    """The record of a new sweep, signed together with the tuner.pkl Tune just wrote."""
+    from ts3ray.tune import trust
+
+    record = sweep_record(plan, opts)
+    signed = trust.signature(_record_text(record), trust.tuner_pkl(opts.experiment_path) or b"")
     storage.write_text_atomic(storage.join(opts.experiment_path, RECORD),
-                              json.dumps(sweep_record(plan, opts), indent=1))
+                              json.dumps({"record": record, "signature": signed}, indent=1))
 
 
 def resume_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -366,17 +376,25 @@ def resume_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
 
 
 def check_resume(plan: SweepPlan, opts: SweepOptions) -> None:
-    """A resume continues the stored sweep: a changed plan or a changed option that Tune
+    """Before Ray reads anything: the sweep folder is trusted (trust.py: signature, owner),
+    and the resume continues the stored sweep: a changed plan or a changed option that Tune
     keeps from the first start is refused, naming what differs. (Resources, checkpoint
     settings, --restart-errored and where the data lives may change: they apply.)"""
+    from ts3ray.tune import trust
+
     raw = storage.read_bytes(storage.join(opts.experiment_path, RECORD))
-    if raw is None:
-        return  # a sweep started before ts3ray kept this record
     try:
-        stored = json.loads(raw)
-    except ValueError:
-        raise UserError(f"--resume: {opts.experiment_path}/{RECORD} is not valid JSON; the "
-                        "sweep folder was changed by something other than ts3ray") from None
+        kept = json.loads(raw) if raw is not None else None
+        stored = kept["record"]
+    except (ValueError, TypeError, KeyError):
+        if not opts.trust_storage:
+            raise UserError(f"--resume: {opts.experiment_path} has no valid ts3ray record "
+                            f"({RECORD}): not a sweep this ts3ray started, or changed since; "
+                            "pass --trust-storage to hand it to Tune anyway") from None
+        return
+    if not opts.trust_storage:
+        trust.check_signature(opts.experiment_path, _record_text(stored), kept.get("signature"))
+    trust.check_folder(opts.experiment_path, opts.trust_storage)
     changed = resume_differences(stored, sweep_record(plan, opts))
     if changed:
         raise UserError(f"--resume: this command differs from the stored sweep in "
@@ -393,19 +411,27 @@ class SweepOutcome:
     compacted: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
+def prepare(plan: SweepPlan, opts: SweepOptions) -> None:
+    """The checks that come before Ray starts: an experiment to resume (trusted, same plan)
+    or none to overwrite."""
+    check_experiment(opts)
+    if opts.resume:
+        check_resume(plan, opts)
+
+
 def run_plan(plan: SweepPlan, opts: SweepOptions) -> SweepOutcome:
     """Fit (or restore and finish) the sweep, then compact its result files."""
     from ts3ray.results.compact import compact
 
-    check_experiment(opts)
-    if opts.resume:
-        check_resume(plan, opts)
-    else:
-        write_record(plan, opts)
+    prepare(plan, opts)
     # CSV/TensorBoard loggers are added by Tune unless this is set; the JSON logger that the
     # result grid reads is passed explicitly (sweep_callbacks).
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
-    tuner = restore_tuner(plan, opts) if opts.resume else make_tuner(plan, opts)
+    if opts.resume:
+        tuner = restore_tuner(plan, opts)
+    else:
+        tuner = make_tuner(plan, opts)
+        write_record(plan, opts)
     grid = tuner.fit()
     errors = [f"{r.path.rsplit('/', 1)[-1]}: {str(r.error).splitlines()[0]}"
               for r in grid if r.error is not None]
