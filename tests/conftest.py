@@ -6,12 +6,16 @@ Ray processes they did not start (no `ray stop`).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 
 import pytest
 
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", "RAY_AIR_NEW_OUTPUT": "0",
-           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+# Sweeps sign their records with this key (ts3ray/tune/trust.py): tests never create or read
+# ~/.ts3ray/sweep-key. Subprocesses inherit it, so a resume in a subprocess verifies.
+os.environ.setdefault("TS3RAY_SWEEP_KEY", secrets.token_hex(32))
+
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 
 
 def ray_tmpdir() -> str:

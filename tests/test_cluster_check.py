@@ -270,9 +270,56 @@ def test_docker_image_with_ts3ray_counts_as_installed(capsys, tmp_path):
     assert (code, lines) == (0, [f"{tmp_path / 'gpu.yaml'}: OK"])
 
 
-@pytest.mark.parametrize("path", CLUSTER_FILES, ids=lambda p: p.name)
+LAUNCHER_FILES = [p for p in CLUSTER_FILES if p.name != "rayjob.yaml"]  # rayjob: KubeRay's
+
+
+@pytest.mark.parametrize("path", LAUNCHER_FILES, ids=lambda p: p.name)
 def test_ray_itself_accepts_shipped_files(path):
     # What `ray up` does before contacting the cloud: fill defaults, then validate.
     from ray.autoscaler._private.util import prepare_config, validate_config
 
     validate_config(prepare_config(yaml.safe_load(path.read_text())))
+
+
+# -- KubeRay RayJob ------------------------------------------------------------------------
+
+def _rayjob_variants():
+    def edit(path, value):
+        def change(config):
+            keys = path.replace("nvidia.com/gpu", "nvidia\0").split(".")
+            keys = [k.replace("nvidia\0", "nvidia.com/gpu") for k in keys]
+            node = config
+            for key in keys[:-1]:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            if value is None:
+                node.pop(keys[-1])
+            else:
+                node[keys[-1]] = value
+            return config
+        return change
+
+    gpu_limits = "spec.rayClusterSpec.workerGroupSpecs.0.template.spec.containers.0.resources.limits"
+    return {
+        "wrong api": (edit("apiVersion", "ray.io/v1alpha1"), "apiVersion: 'ray.io/v1alpha1'"),
+        "no sweep": (edit("spec.entrypoint", "python train.py"), "does not run a ts3ray sweep"),
+        "auto gpus": (edit("spec.entrypoint", "python -m ts3ray.cli sweep sensitivity "
+                                              "--storage s3://b/x"), "give --gpus-per-trial N"),
+        "no gpu group": (edit(f"{gpu_limits}.nvidia.com/gpu", None), "no group asks for"),
+        "no storage": (lambda c: edit("spec.runtimeEnvYAML", "env_vars: {}")(
+            edit("spec.entrypoint", "python -m ts3ray.cli sweep grid --gpus-per-trial 1")(c)),
+            "set TS3RAY_STORAGE"),
+        "open dashboard": (edit("spec.rayClusterSpec.headGroupSpec.rayStartParams.dashboard-host",
+                                "0.0.0.0"), "must not listen on every interface"),
+        "left running": (edit("spec.shutdownAfterJobFinishes", False), "set true"),
+        "other ray": (edit("spec.rayClusterSpec.rayVersion", "2.9.0"), "must equal the installed"),
+        "no image": (edit("spec.rayClusterSpec.headGroupSpec.template.spec.containers.0.image",
+                          None), "missing: an image with ts3ray installed"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_rayjob_variants()))
+def test_broken_rayjob_fails_with_one_line(capsys, tmp_path, name):
+    change, message = _rayjob_variants()[name]
+    path = write(tmp_path, change(copy.deepcopy(load("rayjob.yaml"))), "rayjob.yaml")
+    code, lines = run_check(capsys, path)
+    assert code == 2 and len(lines) == 1 and message in lines[0], lines

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from ts3ray.errors import ConfigError
+from ts3ray.errors import ConfigError, UserError
 from ts3ray.models import MODEL_NAMES, build_model, output_name, prunable_names
 
 
@@ -48,6 +48,9 @@ def n_params(model):
 
 
 def build(arch, *, num_classes=10, in_channels=3, image_size=32, seed=0, **options):
+    if arch == "inception_resnet_v2":  # optional timm extra; its stem needs >= 75 px
+        pytest.importorskip("timm")
+        image_size = max(image_size, 75)
     return build_model(
         arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
         seed=seed, **options,
@@ -55,7 +58,7 @@ def build(arch, *, num_classes=10, in_channels=3, image_size=32, seed=0, **optio
 
 
 def test_registry_names():
-    assert set(MODEL_NAMES) == {"lenet_300_100", "cifar_cnn", "vgg16", "vgg19", "resnet18"}
+    assert set(MODEL_NAMES) == {"lenet_300_100", "cifar_cnn", "vgg16", "vgg19", "resnet18", "inception_resnet_v2"}
 
 
 def test_lenet_300_100_count_and_input_width():
@@ -180,7 +183,7 @@ def test_prunable_names_are_conv_and_linear_weights(arch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("arch", MODEL_NAMES)
 def test_forward_backward_on_gpu_without_host_sync(arch):
-    shape = (1, 28) if arch == "lenet_300_100" else (3, 32)
+    shape = (1, 28) if arch == "lenet_300_100" else (3, 75 if arch == "inception_resnet_v2" else 32)
     model = build(arch, in_channels=shape[0], image_size=shape[1]).cuda()
     x = torch.randn(4, shape[0], shape[1], shape[1], device="cuda")
     y = torch.randint(0, 10, (4,), device="cuda")
@@ -191,3 +194,19 @@ def test_forward_backward_on_gpu_without_host_sync(arch):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert model(x).device.type == "cuda"
+
+
+def test_inception_resnet_v2_is_the_papers_54_38m_and_prunable():
+    """Table VI: 54.38M parameters for the 50-class WebVision head (timm's implementation)."""
+    model = build("inception_resnet_v2", num_classes=50, image_size=299)
+    assert n_params(model) == 54_383_314
+    assert output_name(model) == "classif.weight"
+    assert len(prunable_names(model)) == 245
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 75, 75)).shape == (1, 50)
+
+
+def test_inception_resnet_v2_refuses_small_images():
+    pytest.importorskip("timm")
+    with pytest.raises(UserError, match="at least 75x75"):
+        build_model("inception_resnet_v2", num_classes=10, in_channels=3, image_size=32, seed=0)

@@ -135,7 +135,13 @@ def test_asym_error_names_the_datasets_with_maps():
         apply_label_noise(Y10, 10, "asym", 0.2, 0, dataset="synthetic")
     assert str(err.value).startswith("noise='asym' is not allowed")
     assert all(name in str(err.value) for name in ("mnist", "digits", "cifar10", "cifar100", "'synthetic'"))
-    assert NOISE_KINDS == ("none", "sym", "asym", "pairflip")
+    assert NOISE_KINDS == ("none", "sym", "asym", "pairflip", "human")
+
+
+def test_human_kind_is_not_drawn_here():
+    with pytest.raises(ConfigError) as err:
+        apply_label_noise(Y10, 10, "human", 0.1, 0)
+    assert err.value.key == "noise" and "training_labels" in str(err.value)
 
 
 def test_rate_limit_depends_on_classes():

@@ -67,7 +67,11 @@ def test_run_writes_the_documented_parquet_files_and_checkpoint(tmp_path):
                    "weight_decay", "prune_fraction", "rounds", "seed", "device"]
     assert set(metric_cols + config_cols + ["base_lr"]) <= set(epochs.columns)
     assert set(["run_id", "round", "sparsity", "nonzero_params", "acc_sparse_last",
-                "acc_sparse_best", "acc_dense_last", "lr"] + config_cols) <= set(levels.columns)
+                "acc_sparse_at_best_val", "val_acc_sparse_last", "acc_dense_last", "lr",
+                "val_fraction"] + config_cols) <= set(levels.columns)
+    assert "acc_sparse_best" not in levels.columns  # no max-over-test oracle
+    assert levels["acc_sparse_at_best_val"].isna().all()  # the paper's protocol: no split
+    assert (levels["val_samples"] == 0).all() and epochs["val_acc_sparse"].isna().all()
     assert len(epochs) == 6 and list(epochs.global_epoch) == [1, 2, 3, 4, 5, 6]
     assert list(epochs.stage) == ["warmup", "alternate", "refine"] * 2
     assert list(levels["round"]) == [0, 1] and levels.sparsity.tolist()[1] == pytest.approx(0.5, abs=1e-4)

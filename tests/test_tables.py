@@ -26,7 +26,7 @@ def trial_rows(tid, final, *, dataset="cifar10", noise="sym", rate=0.4, seed=0, 
         rows.append(dict(
             run_id=f"run-{tid}", trial_id=f"t{tid}", round=r, sparsity=1 - 0.5 ** r,
             nonzero_params=int(500_000 * 0.5 ** r), total_params=520_000,
-            acc_sparse_last=acc, acc_sparse_best=acc + 0.01, acc_dense_last=0.5,
+            acc_sparse_last=acc, acc_sparse_at_best_val=acc + 0.01, acc_dense_last=0.5,
             dataset=dataset, noise=noise, noise_rate=rate, arch=arch, variant=variant,
             seed=seed, lr=0.1, stopped_early=stopped, stopped_at_epoch=None if not stopped else 3,
             attempt=0, **config))
@@ -128,7 +128,7 @@ def test_sensitivity_csv_and_latex(sweep_dir, capsys):
 def test_sensitivity_metric_and_base_override(tmp_path, capsys):
     path = tmp_path / "levels.parquet"
     sensitivity_frame().to_parquet(path)
-    code, out, _ = run_cli(["table", "sensitivity", str(path), "--metric", "acc_sparse_best",
+    code, out, _ = run_cli(["table", "sensitivity", str(path), "--metric", "acc_sparse_at_best_val",
                             "--params", "lam", "--base", "tau=0.3"], capsys)
     assert code == 0
     # with tau=0.3 as base only the tau=0.3 trial (lam=0.5) remains in the lam block

@@ -8,8 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
+from ts3ray.results.load import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL_EPOCHS = 2 * 8  # rounds=1: two levels of 8 epochs
@@ -32,14 +31,8 @@ def short_tmp(tag: str) -> str:
 
 
 def finished_trials(results: Path) -> int:
-    """Trials whose epochs file holds every epoch (hidden temporary files skipped)."""
-    done = 0
-    for path in (results / "epochs").glob("[!.]*.parquet"):
-        try:
-            done += pq.read_metadata(path).num_rows == TRIAL_EPOCHS
-        except OSError:
-            pass
-    return done
+    """Trials that appended their last epoch (files `<trial>/a<attempt>-e<last epoch>`)."""
+    return len(list((results / "epochs").glob(f"*/a*-e{TRIAL_EPOCHS:07d}.parquet")))
 
 
 def test_impossible_gpu_request_fails_before_any_trial(tmp_path):
@@ -73,19 +66,56 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path):
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, only
         driver.wait()
     assert finished_trials(results) < 4  # interrupted mid-sweep
+    # the dead driver did no end-of-run work, yet the rows say which trials are complete
+    cut = read_table(str(results), "epochs").groupby("trial_id").agg(
+        last=("global_epoch", "max"), stopped=("stopped_early", "first"))
+    assert (cut["stopped"] == (cut["last"] < TRIAL_EPOCHS)).all()
+    assert (~cut["stopped"]).sum() == finished_trials(results)
 
     resumed = subprocess.run(sweep_command("sparsity", *args, "--resume"),
                              env=environment(short_tmp("b")), capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    epochs = ds.dataset(str(results / "epochs")).to_table().to_pandas()
-    levels = ds.dataset(str(results / "levels")).to_table().to_pandas()
+    epochs, levels = read_table(str(results), "epochs"), read_table(str(results), "levels")
     assert epochs["trial_id"].nunique() == 4 and levels["trial_id"].nunique() == 4
     assert not epochs.duplicated(["trial_id", "global_epoch"]).any()
     assert epochs.groupby("trial_id").size().tolist() == [TRIAL_EPOCHS] * 4
     assert levels.groupby("trial_id").size().tolist() == [2] * 4
     assert sorted(levels.groupby("trial_id")["prune_fraction"].first()) == [0.3, 0.4, 0.5, 0.6]
     assert not epochs["stopped_early"].any()
-    attempts = epochs.groupby("trial_id")[["attempt", "resumed_from"]].first()
-    assert (attempts["attempt"] >= 2).any()  # the trial running at the kill was restarted
+    attempts = epochs.groupby("trial_id")[["attempt", "resumed_from"]].max()
+    # a trial running at the kill continued from its checkpoint as attempt 2
+    assert ((attempts["attempt"] == 2) & (attempts["resumed_from"] > 0)).any()
     assert "4 trials" in resumed.stdout and "Accuracy vs sparsity" in resumed.stdout
+
+
+def test_a_detached_driver_survives_the_end_of_the_session_that_started_it(tmp_path):
+    """`--detach` (e.g. under `ray submit`): the launcher returns at once; killing its whole
+    session, as a dropped SSH connection does, leaves the sweep running to its end."""
+    launcher = subprocess.Popen(
+        sweep_command("sensitivity", "--detach", "--storage", str(tmp_path), "--name", "away",
+                      "--params", "lam", "--num-cpus", "2", "epochs=2", "e1=1", "e2=1",
+                      "rounds=1"),
+        env=environment(short_tmp("d")), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0, err
+    assert out.startswith("sweep away runs detached (driver pid ")
+    pid = int(out.split("driver pid ")[1].split(")")[0])
+    os.killpg(launcher.pid, signal.SIGKILL) if _group_alive(launcher.pid) else None
+    deadline = time.time() + 240
+    while Path(f"/proc/{pid}").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    log = (tmp_path / "away.driver.log").read_text()
+    assert not Path(f"/proc/{pid}").exists(), log[-2000:]
+    assert "4 trials in" in log and "4 full budget" in log, log[-2000:]
+    levels = read_table(str(tmp_path / "away"), "levels")
+    assert levels["trial_id"].nunique() == 4 and not levels["stopped_early"].any()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False

@@ -6,6 +6,8 @@ import optuna
 import pandas as pd
 import pyarrow.dataset as ds
 
+from ts3ray.results.load import read_table
+
 from ts3ray.tune.cli import run_sweep
 from ts3ray.tune.plans import SweepPlan, full_config
 from ts3ray.tune.resources import TrialResources
@@ -17,7 +19,8 @@ TINY = ["epochs=2", "e1=1", "e2=1", "rounds=1"]
 
 
 def read(results, table: str) -> pd.DataFrame:
-    return ds.dataset(str(results / table), format="parquet").to_table().to_pandas()
+    """The rows as ts3ray's readers see them: `stopped_early` derived from the rows."""
+    return read_table(str(results), table)
 
 
 def assert_one_row_set_per_trial(epochs: pd.DataFrame, levels: pd.DataFrame) -> None:
@@ -78,10 +81,10 @@ def test_optuna_asha_search_stops_trials_early_and_says_so(local_ray, tmp_path):
 def test_four_quarter_gpu_trials_run_at_the_same_time(local_ray, tmp_path):
     code = run_sweep("sparsity", [
         "--storage", str(tmp_path), "--variants", "full", "--gpus-per-trial", "0.25",
-        "--cpus-per-trial", "0.5", "epochs=10", "e1=2", "e2=4", "rounds=1"])
+        "--cpus-per-trial", "0.5", "epochs=60", "e1=10", "e2=20", "rounds=1"])
     assert code == 0
     epochs = read(tmp_path / "sparsity-quick" / "results", "epochs")
-    spans = epochs.groupby("trial_id").agg(start=("started_at", "min"), end=("updated_at", "max"))
+    spans = epochs.groupby("trial_id").agg(start=("started_at", "min"), end=("written_at", "max"))
     assert len(spans) == 4
     assert spans["start"].max() < spans["end"].min()  # all four were running at one moment
 
@@ -105,9 +108,14 @@ def test_crashed_worker_resumes_from_checkpoint_with_identical_results(local_ray
     epochs = read(tmp_path / "crash" / "results", "epochs")
     levels = read(tmp_path / "crash" / "results", "levels")
     assert_one_row_set_per_trial(epochs, levels)
-    by_attempt = epochs.groupby("trial_id")[["attempt", "resumed_from"]].first()
-    assert sorted(map(tuple, by_attempt.to_numpy())) == [(1, 0), (2, 2)]  # resumed at epoch 2
-    crashed = by_attempt.index[by_attempt["attempt"] == 2][0]
+    # the checkpoint at epoch 2 (every 2; a level end within a minute of it takes none):
+    # the retry resumed at epoch 2, and each row carries the attempt that wrote it
+    written_by = epochs.sort_values("global_epoch").groupby("trial_id")[
+        ["attempt", "resumed_from"]].agg(list)
+    crashed = written_by.index[written_by["attempt"].map(max) == 2][0]
+    assert written_by.loc[crashed, "attempt"] == [1, 1, 2, 2, 2, 2]
+    assert written_by.loc[crashed, "resumed_from"] == [0, 0, 2, 2, 2, 2]
+    assert all(a == [1] * 6 for t, a in written_by["attempt"].items() if t != crashed)
     metrics = ["acc_sparse", "acc_dense", "loss_sparse", "loss_dense", "label_precision",
                "relabel_count", "sparsity"]
     a = epochs[epochs.trial_id == crashed].sort_values("global_epoch")[metrics]
@@ -117,6 +125,25 @@ def test_crashed_worker_resumes_from_checkpoint_with_identical_results(local_ray
     la = levels[levels.trial_id == crashed].sort_values("round")["acc_sparse_last"].tolist()
     lb = levels[levels.trial_id != crashed].sort_values("round")["acc_sparse_last"].tolist()
     assert la == lb
+
+
+def test_a_trial_retried_twice_holds_each_epoch_once_with_the_attempt_that_wrote_it(local_ray,
+                                                                                  tmp_path):
+    common = full_config({"dataset": "digits", "epochs": 3, "e1": 1, "e2": 1, "rounds": 1})
+    plan = SweepPlan("twice", common, cells=[{CRASH_AT_EPOCH: [4, 5]}])
+    opts = SweepOptions(name="twice", storage=str(tmp_path), max_failures=2, checkpoint_every=2,
+                        resources=TrialResources(cpu=1))
+    outcome = run_plan(plan, opts)
+    assert outcome.completed == 1 and not outcome.errors
+    # attempt 1 checkpoints at 2, writes 3 (level end), dies at 4; attempt 2 resumes at 2,
+    # writes 3 again, checkpoints at 4, dies at 5; attempt 3 resumes at 4 and finishes
+    raw = pd.concat(pd.read_parquet(p) for p in (tmp_path / "twice" / "results" / "epochs").rglob("*.parquet"))
+    assert len(raw) == 6 and outcome.compacted["epochs"][1] == 1  # compacted: one copy each
+    rows = read(tmp_path / "twice" / "results", "epochs").sort_values("global_epoch")
+    assert list(rows["global_epoch"]) == [1, 2, 3, 4, 5, 6]
+    assert list(rows["attempt"]) == [1, 1, 2, 2, 3, 3]
+    assert list(rows["resumed_from"]) == [0, 0, 2, 2, 4, 4]
+    assert not rows["stopped_early"].any()
 
 
 def test_failed_trial_is_never_counted_as_full_budget(local_ray, tmp_path):

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import re
+import dataclasses
 
 import optuna
+import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
@@ -39,7 +42,7 @@ def test_sensitivity_quick_has_the_16_distinct_table_ix_configurations():
     assert all(v["e1"] + v["e2"] <= v["epochs"] for v in values)
     assert set(plan.cells[0]) == {"lam", "tau", "gamma", "e1", "e2"}  # the rest is common
     assert plan.common["data_root"].startswith("/")  # made absolute on the driver
-    assert opts.name == "sensitivity-quick" and opts.checkpoint_every == 10
+    assert opts.name == "sensitivity-quick" and opts.checkpoint_every is None  # level ends + timer
 
 
 def test_sparsity_plan_crosses_fractions_variants_and_seeds():
@@ -85,48 +88,107 @@ def test_resource_request_that_no_node_holds_fails_with_the_fix():
         TrialResources(gpu=1.5)
 
 
-def test_define_by_run_space_keeps_e1_plus_e2_within_epochs():
+def test_search_space_keeps_e1_below_e_and_e1_plus_e2_within_epochs():
     space = MethodSpace(epochs=7)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-    study.optimize(lambda t: (space(t), 0.0)[1], n_trials=60)
-    pairs = [(t.params["e1"], t.params["e2"]) for t in study.trials]
-    assert all(e1 + e2 <= 7 for e1, e2 in pairs)
-    assert max(e1 for e1, _ in pairs) >= 5  # the whole range of E1 is reachable
+    derived = []
+    study.optimize(lambda t: (derived.append(space(t)), 0.0)[1], n_trials=60)
+    pairs = [(t.params["e1"], d["e2"]) for t, d in zip(study.trials, derived)]
+    assert all(e1 + e2 <= 7 and 0 <= e1 < 7 for e1, e2 in pairs)
+    assert max(e1 for e1, _ in pairs) == 6 and min(e1 for e1, _ in pairs) == 0
+    assert max(e2 for _, e2 in pairs) >= 6  # E2 reaches the whole rest when E1 is small
     assert all(0 <= t.params["lam"] <= 1 for t in study.trials)
+    # every range is fixed: the distributions are the same in every trial
+    assert len({tuple(sorted(t.distributions.items())) for t in study.trials}) == 1
 
 
 def test_searcher_starts_with_the_paper_defaults():
     base = make_config({"dataset": "digits", "epochs": 20, "e1": 5, "e2": 10}).to_dict()
-    searcher = make_searcher(base, seed=0)
+    searcher = make_searcher(base, "val_acc_sparse", seed=0)
     first = searcher.suggest("t0")
-    assert first == {"lam": 0.5, "tau": 0.7, "gamma": 0.5, "e1": 5, "e2": 10}
+    assert {k: first[k] for k in ("lam", "tau", "gamma", "e1", "e2")} == {
+        "lam": 0.5, "tau": 0.7, "gamma": 0.5, "e1": 5, "e2": 10}
+    assert first["e2_frac"] == 10 / 15  # E2 as a fraction of the E - E1 = 15 epochs left
     second = searcher.suggest("t1")
     assert second != first and second["e1"] + second["e2"] <= 20
     with pytest.raises(UserError, match="--sampler='grid'"):
-        make_searcher(base, sampler="grid")
+        make_searcher(base, "val_acc_sparse", sampler="grid")
 
 
-def test_trial_files_are_replaced_not_appended_and_marked_stopped(tmp_path):
+def _files(root, table):
+    return sorted(p.relative_to(root / table).as_posix() for p in (root / table).rglob("*.parquet"))
+
+
+def test_trial_attempts_append_their_own_rows_and_status_is_derived_from_them(tmp_path):
+    from ts3ray.results.compact import compact
+    from ts3ray.results.load import read_table
+
     config = make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1, "rounds": 1})
     run = LotteryRun(config)
-    info = results.TrialInfo(sweep="t", trial_id="abc_00000", attempt=1, node="n",
-                             resumed_from=0, started_at=1.0)
+    first = results.TrialInfo(sweep="t", trial_id="abc", attempt=1, node="n1",
+                              resumed_from=0, started_at=1.0)
+    writer = results.TrialWriter(str(tmp_path), first, run)
     epochs = run.epochs()
     next(epochs)
-    results.write_trial(str(tmp_path), info, run)
-    assert not (tmp_path / "levels").exists()  # no level finished yet
-    for _ in epochs:
-        results.write_trial(str(tmp_path), info, run)
-    # each start of a trial is counted before it trains, even one that dies at once
-    assert [results.next_attempt(str(tmp_path), "abc_00000") for _ in range(3)] == [1, 2, 3]
-    assert results.next_attempt(str(tmp_path), "other_00001") == 1
-    results.mark_stopped(str(tmp_path), "abc_00000", True, 3)
-    table = ds.dataset(tmp_path / "epochs").to_table().to_pandas()
-    assert list(table["global_epoch"]) == [1, 2, 3, 4]  # one row per epoch, no duplicates
-    assert table["stopped_early"].all() and (table["stopped_at_epoch"] == 3).all()
-    levels = ds.dataset(tmp_path / "levels").to_table().to_pandas()
-    assert list(levels["round"]) == [0, 1] and levels["stopped_early"].all()
-    assert levels["select_rate"].dtype.kind == "f"  # None column typed float, not null
+    assert writer.flush(run) == 1 and not (tmp_path / "levels").exists()  # no level done yet
+    next(epochs)
+    assert writer.flush(run) == 2  # epoch 2 and level 0
+    state = run.state_dict()
+    # a second attempt resumes from that checkpoint on another node and finishes the run
+    resumed = LotteryRun(config)
+    resumed.load_state_dict(state)
+    second = results.TrialInfo(sweep="t", trial_id="abc", attempt=2, node="n2",
+                               resumed_from=resumed.global_epoch, started_at=2.0)
+    writer = results.TrialWriter(str(tmp_path), second, resumed)
+    assert writer.flush(resumed) == 0  # nothing new: the restored rows are in storage
+    for _ in resumed.epochs():
+        writer.flush(resumed)
+    assert _files(tmp_path, "epochs") == ["abc/a001-e0000001.parquet", "abc/a001-e0000002.parquet",
+                                          "abc/a002-e0000003.parquet", "abc/a002-e0000004.parquet"]
+    rows = read_table(str(tmp_path), "epochs").sort_values("global_epoch")
+    assert list(rows["global_epoch"]) == [1, 2, 3, 4]  # each epoch once
+    assert list(rows["attempt"]) == [1, 1, 2, 2] and list(rows["node"]) == ["n1", "n1", "n2", "n2"]
+    assert not rows["stopped_early"].any()  # 4 = (R + 1) x E epochs: the full budget
+    levels = read_table(str(tmp_path), "levels")
+    assert list(levels["round"]) == [0, 1] and levels["select_rate"].dtype.kind == "f"
+    # compaction: one file per table, the same rows, and a second run changes nothing
+    assert compact(str(tmp_path)) == {"epochs": (4, 1), "levels": (2, 1)}
+    compacted = _files(tmp_path, "epochs")
+    assert len(compacted) == 1 and compacted[0].startswith("compacted-")
+    pd.testing.assert_frame_equal(read_table(str(tmp_path), "epochs").sort_values("global_epoch")
+                                  .reset_index(drop=True), rows.reset_index(drop=True))
+    before = (tmp_path / "epochs" / compacted[0]).read_bytes()
+    assert compact(str(tmp_path)) == {"epochs": (1, 1), "levels": (1, 1)}
+    assert (tmp_path / "epochs" / compacted[0]).read_bytes() == before
+
+
+def test_rows_written_twice_by_a_crash_are_read_once_and_a_short_trial_is_stopped_early(tmp_path):
+    from ts3ray.results.compact import compact
+    from ts3ray.results.load import read_table
+
+    config = make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1, "rounds": 1})
+    run = LotteryRun(config)
+    info = results.TrialInfo(sweep="t", trial_id="t1", attempt=1, node="n", resumed_from=0,
+                             started_at=1.0)
+    writer = results.TrialWriter(str(tmp_path), info, run)
+    for _ in range(3):
+        next(run.epochs())
+    writer.flush(run)  # epochs 1-3 written, but (say) the checkpoint at 3 never landed
+    again = LotteryRun(config)
+    for _ in range(2):
+        next(again.epochs())  # the retry resumes from the checkpoint at epoch 2
+    retry = results.TrialWriter(str(tmp_path), dataclasses.replace(info, attempt=2, started_at=2.0),
+                                again)
+    next(again.epochs())
+    retry.flush(again)  # epoch 3 a second time
+    assert len(_files(tmp_path, "epochs")) == 2  # epoch 3 is in both files
+    rows = read_table(str(tmp_path), "epochs").sort_values("global_epoch")
+    assert list(rows["global_epoch"]) == [1, 2, 3] and list(rows["attempt"]) == [1, 1, 2]
+    assert rows["stopped_early"].all() and (rows["stopped_at_epoch"] == 3).all()  # 3 < 4
+    compact(str(tmp_path))
+    once = read_table(str(tmp_path), "epochs")
+    assert list(once["global_epoch"]) == [1, 2, 3]
+    assert list(once["attempt"]) == [1, 1, 2]  # epoch 3 from the newest attempt
 
 
 def test_gpus_auto_takes_one_gpu_where_there_is_one():
@@ -134,9 +196,16 @@ def test_gpus_auto_takes_one_gpu_where_there_is_one():
 
     auto = TrialResources(cpu=1, gpu=None)
     assert resolve_gpus(auto, [NODE_2CPU]).gpu == 0.0
-    assert resolve_gpus(auto, [NODE_2CPU, NODE_GPU]).gpu == 1.0
-    assert resolve_gpus(auto, [NODE_2CPU], {"gpu_worker": {"CPU": 8, "GPU": 1}}).gpu == 1.0
+    shared = resolve_gpus(auto, [NODE_2CPU, NODE_GPU], archs=("cifar_cnn", "vgg16"))
+    assert shared.gpu == 0.5 and dict(shared.gpu_by_arch) == {"cifar_cnn": 0.25, "vgg16": 0.5}
+    per_trial = shared.as_tune(lambda config: {"arch": config["arch"]})
+    assert per_trial({"arch": "vgg16"}) == {"cpu": 1.0, "gpu": 0.5}
+    assert per_trial({"arch": "cifar_cnn"}) == {"cpu": 1.0, "gpu": 0.25}
+    later = resolve_gpus(auto, [NODE_2CPU], {"gpu_worker": {"CPU": 8, "GPU": 1}}, archs=("vgg19",))
+    assert later.gpu == 0.5
     assert resolve_gpus(TrialResources(gpu=0.25), [NODE_2CPU, NODE_GPU]).gpu == 0.25
+    with pytest.raises(UserError, match="--gpus-per-trial auto cannot tell whether GPU workers"):
+        resolve_gpus(auto, [NODE_2CPU], {}, cannot_inspect=True)
 
 
 def test_worker_types_the_autoscaler_can_start_satisfy_the_request(tmp_path):
@@ -165,3 +234,93 @@ def test_zero_option_values_are_refused_not_replaced(tmp_path, capsys, option):
     assert run_sweep("search", [option, "0", "--storage", str(tmp_path)]) == 2
     assert f"{option}=0 is not allowed" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_resume_refuses_a_changed_plan_or_option_and_names_what_changed(tmp_path):
+    from ts3ray.tune.runner import check_resume, write_record
+
+    plan, opts = build(parse(["grid", "--storage", str(tmp_path), "--grid", "lam=0,1",
+                              "--scheduler", "asha", "epochs=4", "e1=1", "e2=1"]))
+    (tmp_path / "grid-quick").mkdir()
+    (tmp_path / "grid-quick" / "tuner.pkl").write_bytes(b"what Tune wrote")
+    write_record(plan, opts)
+    check_resume(plan, opts)  # the same command: fine
+    moved, _ = build(parse(["grid", "--storage", str(tmp_path), "--grid", "lam=0,1",
+                            "--scheduler", "asha", "epochs=4", "e1=1", "e2=1",
+                            "data_root=/elsewhere", "--cpus-per-trial", "2"]))
+    check_resume(moved, dataclasses.replace(opts, resources=TrialResources(cpu=2)))  # applies
+    changed, changed_opts = build(parse(["grid", "--storage", str(tmp_path), "--grid",
+                                         "lam=0,0.5,1", "--scheduler", "asha",
+                                         "--reduction-factor", "3", "epochs=5", "e1=1", "e2=1"]))
+    with pytest.raises(UserError) as err:
+        check_resume(changed, changed_opts)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("--resume: this command differs")
+    assert "--reduction-factor (stored 2.0, now 3.0)" in message
+    assert "epochs (stored 4, now 5)" in message and "the trials (stored 2 cells, now 3" in message
+
+
+def test_status_line_counts_trials_and_extrapolates_the_levels_left():
+    from ts3ray.tune.runner import status_line
+    from ts3ray.tune.trainable import RunValues, TotalLevels
+
+    class T:
+        def __init__(self, status, done):
+            self.status, self.config = status, {"cell": {}}
+            self.last_result = {"levels_done": done} if done is not None else None
+
+    trials = [T("TERMINATED", 4), T("TERMINATED", 1), T("RUNNING", 2), T("PENDING", None),
+              T("ERROR", 1)]
+    levels = TotalLevels(RunValues({"rounds": 3}))  # 4 levels a trial
+    line = status_line(trials, levels, 60.0, total=6)
+    # levels: 4 + 4 (stopped early counts as finished) + 2 + 0 + 1 = 11 of 6 x 4 = 24
+    assert line == ("status: 1 running, 1 pending, 1 done, 1 stopped early, 1 failed; "
+                    "46% of IMP levels in 60 s, ETA ~71 s")
+
+
+def test_line_progress_prints_levels_not_a_redrawn_bar(tmp_path, capsys):
+    import io
+
+    from ts3ray.run_cli import LineProgress
+
+    run = LotteryRun(make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1,
+                                  "rounds": 1}))
+    out = io.StringIO()
+    progress = LineProgress(run, every_s=3600, stream=out)
+    for record in run.epochs():
+        progress.epoch_done(record)
+    lines = out.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["level 0/1 done", "level 1/1 done"]
+    assert "epoch 4/4 (alternate), sparsity 50.0%" in lines[1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--name", "../escape"], "--name='../escape' is not allowed: one path component"),
+    (["--name", "/abs/path"], "--name='/abs/path' is not allowed"),
+    (["--name", ".."], "--name='..' is not allowed"),
+    (["--num-cpus", "-1"], "--num-cpus=-1 is not allowed: N >= 1"),
+    (["--num-gpus", "-1"], "--num-gpus=-1 is not allowed: N >= 0"),
+    (["--max-concurrent", "-1"], "--max-concurrent=-1 is not allowed"),
+    (["--checkpoint-minutes", "0"], "--checkpoint-minutes=0 is not allowed"),
+    (["--keep-checkpoints", "0"], "--keep-checkpoints=0 is not allowed"),
+    (["--restart-errored"], "--restart-errored applies only with --resume"),
+])
+def test_bad_sweep_options_are_refused_before_ray(tmp_path, argv, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        build(parse(["sensitivity", "--storage", str(tmp_path), *argv]))
+    assert not any(tmp_path.iterdir())
+
+
+def test_storage_and_optuna_storage_paths_are_checked(tmp_path):
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(UserError, match="--storage=.* is a file"):
+        build(parse(["sensitivity", "--storage", str(afile)]))
+    with pytest.raises(UserError, match="is a directory"):
+        build(parse(["search", "--storage", str(tmp_path), "--optuna-storage", str(tmp_path)]))
+    with pytest.raises(UserError, match="does not exist or is not writable"):
+        build(parse(["search", "--storage", str(tmp_path), "--optuna-storage",
+                     str(tmp_path / "missing" / "study.log")]))
+    plan, opts = build(parse(["search", "--storage", str(tmp_path), "--optuna-storage",
+                              str(tmp_path / "study.log")]))
+    assert opts.optuna_storage.endswith("study.log")

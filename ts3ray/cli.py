@@ -24,9 +24,10 @@ from ts3ray.errors import Terminated, UserError, one_line
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("ts3ray.run_cli", "one TS3-Net lottery run (Algorithm 2), no Ray"),
-    "sweep": ("ts3ray.tune.cli", "a Ray Tune sweep: sensitivity | sparsity | search"),
+    "sweep": ("ts3ray.tune.cli", "a Ray Tune sweep: sensitivity | sparsity | grid | search"),
     "table": ("ts3ray.results.cli_table", "a table from Parquet results"),
     "plot": ("ts3ray.results.cli_plot", "a figure from Parquet results"),
+    "results": ("ts3ray.results.cli_results", "sweep results utilities (compact)"),
     "data": ("ts3ray.data.cli", "dataset utilities (offline fetch)"),
     "cluster": ("ts3ray.cluster", "cluster file utilities (check)"),
 }
@@ -132,12 +133,13 @@ def run_guarded(action: Callable[[], int], *, debug: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    debug = debug_requested(argv)
-    argv = [a for a in argv if a != DEBUG_FLAG]
+    given = sys.argv[1:] if argv is None else list(argv)
+    debug = debug_requested(given)
+    argv = [a for a in given if a != DEBUG_FLAG]
 
     def dispatch() -> int:
         args = build_parser(argv).parse_args(argv)
+        args.command_argv = list(given)  # e.g. to start the same command again, detached
         return args._main(args)
 
     return run_guarded(dispatch, debug=debug)

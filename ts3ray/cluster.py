@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
+from ts3ray.cluster_rayjob import is_rayjob, rayjob_problems
 from ts3ray.yaml_input import YamlInputError, read_yaml_file
 
 CLOUD_PROVIDERS = ("aws", "gcp", "azure", "aliyun", "vsphere")
@@ -419,6 +420,10 @@ def check_file(path: str) -> list[str]:
         config = read_yaml_file(path)  # bounded: size and alias expansion
     except YamlInputError as err:
         return [str(err)]
+    if is_rayjob(config):  # a KubeRay manifest, not a cluster-launcher file
+        ray_version = installed_versions().get("ray")
+        lines = [Problem(where, what).line(path) for where, what in rayjob_problems(config, ray_version)]
+        return lines or [f"{path}: OK"]
     problems = check_config(path, config)
     return [p.line(path) for p in problems] or [f"{path}: OK"]
 

@@ -15,6 +15,14 @@ gamma 0.5; MNIST E/E1/E2 = 40/10/20; CIFAR E/E1/E2 = 120/20/60 with lr 0.1 -> 0.
   the 1,437-image digits set, whose 6 steps per epoch need the larger rate to train within
   its short schedules.
 * weight decay 1e-4: the paper gives none; this is the official code's value.
+
+`METHOD_PARAMS` is the one registry of the method parameters that sweeps vary (lambda, tau,
+gamma, E1, E2): their equation, range, type, display labels, paper default and Table IX
+values. Search spaces, grids, the CLI, tables and plots all read it; a new searched
+parameter is one row there.
+
+`val_fraction` holds out a seeded, label-stratified part of the *noisy* training set for
+choices (search objectives, ASHA rungs, best epochs); 0 keeps the paper's protocol.
 """
 from __future__ import annotations
 
@@ -32,6 +40,49 @@ ORDERS = ("sparse_first", "dense_first")
 ALTERNATE_MODES = ("pass", "parity")
 NOISE_CONVENTIONS = ("sample", "exact")
 DEVICES = ("auto", "cpu", "cuda")  # no mps: the epoch statistics are float64
+MAX_VAL_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class MethodParam:
+    """A TS3-Net parameter that sweeps vary (Sec. IV-C 2, Table IX)."""
+
+    name: str  # the RunConfig field
+    acts_in: str  # where it enters the method
+    integer: bool
+    md: str  # display label (markdown / plain text)
+    latex: str
+    paper_default: float | None  # Sec. IV-A; None: by dataset (DATASET_DEFAULTS)
+    table_ix: tuple  # the values of Table IX's one-at-a-time grid
+    table_ix_base: float  # the centre of Table IX (Sec. IV-C 2)
+    # How a search samples it (tune/search.py): "unit" uniform in [0, 1]; "epochs" an
+    # integer in [0, E - 1] (E1 < E); "rest_fraction" a fraction in [0, 1] of the epochs
+    # E - E1 left after E1, so that E1 + E2 <= E holds without a range that depends on E1.
+    search: str = "unit"
+
+
+METHOD_PARAMS: dict[str, MethodParam] = {
+    p.name: p
+    for p in (
+        MethodParam("lam", "Eq. 5 (entropy weight, alternate stage)", False, "λ", r"$\lambda$",
+                    0.5, (0.0, 0.5, 0.7, 1.0), 0.5),
+        MethodParam("tau", "Eq. 6 (relabel threshold, refinement)", False, "τ", r"$\tau$",
+                    0.7, (0.0, 0.3, 0.5, 0.7), 0.7),
+        MethodParam("gamma", "Eq. 7 (relabel weight, refinement)", False, "γ", r"$\gamma$",
+                    0.5, (0.0, 0.1, 0.5, 1.0), 0.5),
+        MethodParam("e1", "Algorithm 1 (warm-up epochs)", True, "E1", r"$E_1$",
+                    None, (10, 15, 20, 30), 20, search="epochs"),
+        MethodParam("e2", "Algorithm 1 (alternate-learning epochs)", True, "E2", r"$E_2$",
+                    None, (30, 45, 60, 80), 60, search="rest_fraction"),
+    )
+}
+
+# What a sweep may choose on (docs/CONTRACTS.md): the signal name -> the per-epoch column.
+# `val`: the held-out noisy training labels (val_fraction > 0); `clean_val`: a clean
+# validation set the dataset ships; `test`: only when asked for explicitly, and every table
+# built from such a sweep says "selected on test".
+SELECTION_COLUMNS = {"val": "val_acc_sparse", "clean_val": "clean_val_acc_sparse",
+                     "test": "acc_sparse"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +93,10 @@ class RunConfig:
     noise: str = "sym"
     noise_rate: float = 0.4
     noise_convention: str = "sample"  # "sample": per-sample draw from T (official code)
+    # real-world data (issue 13): CIFAR-N label set for noise=human, and where batches come from
+    noise_labels: str = ""  # noise=human on cifar10/cifar100: aggre|random1..3|worst / noisy
+    data_path: str = "auto"  # auto|device|stream (ts3ray.data.placement); not in run_id
+    data_workers: int = 2  # DataLoader worker processes of the streaming path; not in run_id
     # model and method
     arch: str = "lenet_300_100"
     variant: str = "full"
@@ -67,6 +122,8 @@ class RunConfig:
     prune_fraction: float = 0.5
     rounds: int = 3
     prune_output: bool = False  # the output layer is excluded from pruning by default
+    # held-out part of the noisy training set that choices are made on (0: none, the paper)
+    val_fraction: float = 0.0
     # run
     seed: int = 0
     device: str = "auto"
@@ -100,21 +157,28 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
 
-NOT_HASHED = ("data_root", "device", "eval_batch_size")
+NOT_HASHED = ("data_root", "device", "eval_batch_size", "data_path", "data_workers")
 
 
 def config_hash(config: RunConfig) -> str:
-    # + 0.0 turns -0.0 into 0.0: tau=-0 and tau=0 compute the same run
-    payload = {k: v + 0.0 if isinstance(v, float) else v
-               for k, v in config.to_dict().items() if k not in NOT_HASHED}
+    payload = {k: _no_negative_zero(v) for k, v in config.to_dict().items()
+               if k not in NOT_HASHED}
     text = json.dumps(payload, sort_keys=True, default=list)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _no_negative_zero(value: Any) -> Any:
+    """-0.0 and 0.0 compute the same run: one id for both."""
+    return 0.0 if isinstance(value, float) and value == 0.0 else value
 
 
 # Paper defaults per dataset (Sec. IV-A); applied under the user's own values.
 _MNIST_LIKE = dict(arch="lenet_300_100", epochs=40, e1=10, e2=20, lr=0.01, lr_decay_epochs=())
 _DIGITS = dict(_MNIST_LIKE, lr=0.05)
 _CIFAR = dict(epochs=120, e1=20, e2=60, lr=0.1, lr_decay_epochs=(40,), lr_decay_factor=0.1)
+# Clothing1M, WebVision: batch 32, E/E1/E2 = 100/20/60, lr 0.02 -> 0.002 after 60 epochs
+_REAL_WORLD = dict(noise="human", batch_size=32, epochs=100, e1=20, e2=60, lr=0.02, lr_decay_epochs=(60,),
+                   lr_decay_factor=0.1)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": _DIGITS,
     "mnist": _MNIST_LIKE,
@@ -123,6 +187,11 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar100": dict(_CIFAR, arch="vgg16"),
     "synthetic": _DIGITS,
     "synthetic-cifar": dict(_CIFAR, arch="cifar_cnn"),
+    # Real-world noisy data (Sec. IV-A): labels as published (noise=human); noise_rate is the
+    # assumed eps that sets the selection rate (8%, 38.5%, 20%, "as suggested by [16]").
+    "animal10n": dict(_CIFAR, arch="vgg19", noise="human", noise_rate=0.08),
+    "clothing1m": dict(_REAL_WORLD, arch="resnet18", noise_rate=0.385),
+    "webvision50": dict(_REAL_WORLD, arch="inception_resnet_v2", noise_rate=0.2),
 }
 
 FIELD_TYPES = get_type_hints(RunConfig)
@@ -200,6 +269,10 @@ def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = 
     if parsed.get("noise") == "none":
         values["noise_rate"] = 0.0  # clean labels unless the user also set a rate (refused)
     values.update(parsed)
+    if values.get("noise") == "human" and "noise_rate" not in parsed and values.get("noise_labels"):
+        from ts3ray import data  # CIFAR-N: eps defaults to the label set's realised rate
+
+        values["noise_rate"] = data.human_noise_rate(dataset, values["noise_labels"])
     config = RunConfig(**values)
     validate(config, check_files=check_files)
     return config
@@ -233,12 +306,14 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     parse_device(c.device)  # full syntax; whether it exists is checked where the run happens
     _check("\0" not in c.data_root, "data_root", c.data_root, "a path without NUL characters")
     int_limit = 2**31  # torch sizes and counters; Python ints are unbounded
-    for key in ("epochs", "e1", "e2", "batch_size", "rounds", "seed", "eval_batch_size"):
+    for key in ("epochs", "e1", "e2", "batch_size", "rounds", "seed", "eval_batch_size",
+                "data_workers"):
         value = getattr(c, key)
         _check(-int_limit < value < int_limit, key, value, "an integer below 2**31 in size")
-    for key in ("lam", "tau", "gamma"):
-        value = getattr(c, key)
-        _check(0.0 <= value <= 1.0, key, value, "a number in [0, 1]")
+    for param in METHOD_PARAMS.values():
+        if param.search == "unit":
+            value = getattr(c, param.name)
+            _check(0.0 <= value <= 1.0, param.name, value, "a number in [0, 1]")
     _check(c.epochs >= 1, "epochs", c.epochs, "an integer >= 1")
     for key in ("e1", "e2"):
         _check(getattr(c, key) >= 0, key, getattr(c, key), "an integer >= 0")
@@ -260,6 +335,11 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     if c.noise == "asym":
         _check(c.dataset in data.ASYM_MAPS, "noise", c.noise,
                f"asym needs a class map; datasets with one: {', '.join(data.ASYM_MAPS)}")
+    _check(0.0 <= c.val_fraction < MAX_VAL_FRACTION, "val_fraction", c.val_fraction,
+           f"0 <= val_fraction < {MAX_VAL_FRACTION} (the held-out part of the training set)")
+    data.check_noise(c.dataset, c.noise, c.noise_labels)  # human labels: dataset and label set agree
+    _one_of("data_path", c.data_path, data.DATA_PATHS)
+    _check(c.data_workers >= 0, "data_workers", c.data_workers, "an integer >= 0")
     _check(0 <= c.seed < 2**32, "seed", c.seed, "an integer in [0, 2**32)")
     _check(c.eval_batch_size >= 1, "eval_batch_size", c.eval_batch_size, "an integer >= 1")
     if c.select_rate is not None:
@@ -275,6 +355,7 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
                "epochs >= 1 within a round at which the rate decays")
     if check_files:
         data.check_available(c.dataset, c.data_root)
+        data.check_noise_files(c.dataset, c.noise, c.noise_labels, c.data_root)
 
 
 def load_config_file(path: str) -> dict[str, Any]:

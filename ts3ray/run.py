@@ -23,6 +23,7 @@ from ts3ray import pruning
 from ts3ray.config import RunConfig
 from ts3ray.data import DeviceBatches, ImageDataset, apply_label_noise, load_dataset
 from ts3ray.data.batches import eval_batches
+from ts3ray.data.split import holdout_split
 from ts3ray.devices import check_device_exists
 from ts3ray.method.selection import make_selector
 from ts3ray.method.stages import STAGES, EpochContext, EpochStats, Net, Pair
@@ -48,14 +49,32 @@ def resolve_device(name: str) -> torch.device:
 
 
 @dataclass
+class EvalSet:
+    """Images and labels a network is scored on, resident on the device."""
+
+    x: torch.Tensor  # uint8 (M, C, H, W)
+    y: torch.Tensor  # int64 (M,)
+
+    @property
+    def size(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
 class TrainingData:
-    """Everything the stages read, resident on the training device."""
+    """Everything the stages read, resident on the training device.
+
+    `batches`, `true_y` and `label_is_clean` cover the samples S and D train on (all of the
+    training set, or all but the held-out part when val_fraction > 0); sample indices in the
+    stages index these. `eval_sets` holds what networks are scored on each epoch: "test"
+    always, "val" (the held-out noisy labels) and "clean_val" (a dataset's own clean
+    validation set) where they exist.
+    """
 
     batches: DeviceBatches  # training images with the *noisy* labels
     true_y: torch.Tensor  # clean training labels (for label precision / relabel accuracy)
     label_is_clean: torch.Tensor  # noisy label == true label, per training sample
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    eval_sets: dict[str, EvalSet]
     dataset: ImageDataset
     device: torch.device
     eval_batch_size: int
@@ -70,15 +89,19 @@ class TrainingData:
             yield x, y
 
     @torch.no_grad()
-    def accuracy(self, model: nn.Module) -> torch.Tensor:
-        """Test accuracy as a 0-dim device tensor (read back with the epoch's stats)."""
+    def accuracies(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Accuracy on every eval set as 0-dim device tensors (read back with the epoch's
+        stats): {"test": ..., "val": ..., "clean_val": ...} for the sets that exist."""
         was_training = model.training
         model.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        for x, y, _ in self._in_order(self.test_x, self.test_y):
-            correct += (model(x).argmax(dim=1) == y).sum()
+        out = {}
+        for name, part in self.eval_sets.items():
+            correct = torch.zeros((), dtype=torch.int64, device=self.device)
+            for x, y, _ in self._in_order(part.x, part.y):
+                correct += (model(x).argmax(dim=1) == y).sum()
+            out[name] = correct.double() / part.size
         model.train(was_training)
-        return correct.double() / self.test_y.shape[0]
+        return out
 
 
 def prepare_data(config: RunConfig, device: torch.device, dataset: ImageDataset | None = None):
@@ -92,9 +115,13 @@ def prepare_data(config: RunConfig, device: torch.device, dataset: ImageDataset 
         dataset=config.dataset,
         convention=config.noise_convention,
     )
+    # The hold-out is drawn after the noise, stratified by the noisy labels: it is a part of
+    # the noisy training set, identical for S and D, and never trained on.
+    train_idx, val_idx = holdout_split(noisy.labels, config.val_fraction,
+                                       derive_seed(config.seed, "val"))
     batches = DeviceBatches(
-        dataset.train_x,
-        noisy.labels,
+        dataset.train_x[train_idx],
+        noisy.labels[train_idx],
         batch_size=config.batch_size,
         mean=dataset.mean,
         std=dataset.std,
@@ -102,13 +129,18 @@ def prepare_data(config: RunConfig, device: torch.device, dataset: ImageDataset 
         device=device,
         seed=derive_seed(config.seed, "batches"),
     )
+    eval_sets = {"test": EvalSet(dataset.test_x.to(device), dataset.test_y.to(device))}
+    if val_idx.numel():
+        eval_sets["val"] = EvalSet(dataset.train_x[val_idx].to(device),
+                                   noisy.labels[val_idx].to(device))
+    if dataset.has_clean_val:
+        eval_sets["clean_val"] = EvalSet(dataset.val_x.to(device), dataset.val_y.to(device))
     return (
         TrainingData(
             batches=batches,
-            true_y=dataset.train_y.to(device),
-            label_is_clean=(~noisy.is_noisy).to(device),
-            test_x=dataset.test_x.to(device),
-            test_y=dataset.test_y.to(device),
+            true_y=dataset.train_y[train_idx].to(device),
+            label_is_clean=(~noisy.is_noisy[train_idx]).to(device),
+            eval_sets=eval_sets,
             dataset=dataset,
             device=device,
             eval_batch_size=config.eval_batch_size,
@@ -222,9 +254,9 @@ class LotteryRun:
             stats=stats,
         )
         STAGES[stage](self._pair(), ctx)
-        stats.add("acc_S", self.data.accuracy(self.sparse_model))
-        if self.dense_model is not None:
-            stats.add("acc_D", self.data.accuracy(self.dense_model))
+        for net, model in self._models().items():
+            for eval_set, accuracy in self.data.accuracies(model).items():
+                stats.add(f"{eval_set}_acc_{net}", accuracy)
         values = stats.read()  # one host transfer for the epoch's statistics
         self.epoch += 1
         record = self._epoch_record(stage, lr, values, time.perf_counter() - started)
@@ -246,8 +278,12 @@ class LotteryRun:
             "sparsity": self.sparsity(),
             "nonzero_params": pruning.nonzero_params(self.sparse_model),
             "total_params": self.total_params,
-            "acc_sparse": v["acc_S"],
-            "acc_dense": v.get("acc_D", math.nan),
+            "acc_sparse": v["test_acc_S"],
+            "acc_dense": v.get("test_acc_D", math.nan),
+            # accuracy on the held-out noisy labels (val_fraction > 0): what choices use
+            "val_acc_sparse": v.get("val_acc_S", math.nan),
+            "val_acc_dense": v.get("val_acc_D", math.nan),
+            "clean_val_acc_sparse": v.get("clean_val_acc_S", math.nan),
             "loss_sparse": ratio("loss_S", "steps_S"),
             "loss_dense": ratio("loss_D", "steps_D"),
             "label_precision": ratio("selected_correct", "selected"),
@@ -258,6 +294,7 @@ class LotteryRun:
         }
 
     def _finish_level(self, last: dict[str, Any]) -> None:
+        level = [r for r in self.epoch_rows if r["round"] == self.level]
         self.level_rows.append(
             {
                 "run_id": self.config.run_id,
@@ -265,10 +302,13 @@ class LotteryRun:
                 "sparsity": last["sparsity"],
                 "nonzero_params": last["nonzero_params"],
                 "total_params": self.total_params,
+                "train_samples": self.data.batches.num_samples,
+                "val_samples": self.data.eval_sets["val"].size if "val" in self.data.eval_sets else 0,
                 "acc_sparse_last": last["acc_sparse"],
-                "acc_sparse_best": max(r["acc_sparse"] for r in self.epoch_rows
-                                       if r["round"] == self.level),
                 "acc_dense_last": last["acc_dense"],
+                **best_epoch_columns(level, "val_acc_sparse", "val"),
+                **best_epoch_columns(level, "clean_val_acc_sparse", "clean_val"),
+                "val_acc_dense_last": last["val_acc_dense"],
             }
         )
         self.level += 1
@@ -321,6 +361,22 @@ class LotteryRun:
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch_rows = [dict(r) for r in state["epoch_rows"]]
         self.level_rows = [dict(r) for r in state["level_rows"]]
+
+
+def best_epoch_columns(level_rows: list[dict[str, Any]], column: str, name: str) -> dict[str, Any]:
+    """The level's `column` at its last epoch and at its best epoch (the first epoch of the
+    highest value), and the test accuracy of S at that best epoch: the "Best" of a table
+    selected on `name` data. NaN (and epoch 0) when the run has no such data."""
+    values = [r[column] for r in level_rows]
+    last = values[-1]
+    if math.isnan(last):
+        best_at, best, test_at_best = 0, math.nan, math.nan
+    else:
+        best_index = max(range(len(values)), key=lambda i: (values[i], -i))
+        best_at, best = level_rows[best_index]["epoch"], values[best_index]
+        test_at_best = level_rows[best_index]["acc_sparse"]
+    return {f"{column}_last": last, f"{column}_best": best, f"best_{name}_epoch": best_at,
+            f"acc_sparse_at_best_{name}": test_at_best}
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:

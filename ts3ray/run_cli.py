@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -31,10 +32,9 @@ from ts3ray.config import load_config_file, make_config, parse_overrides
 from ts3ray.devices import check_device_exists
 from ts3ray.errors import UserError, one_line, shorten
 from ts3ray.paths import check_output_dir
-from ts3ray.results.output import remove_temp_files, write_text_atomic
-from ts3ray.results.output import write_atomic as write_file_atomic
+from ts3ray.results.writer import epoch_table, level_table, write_parquet
 from ts3ray.run_lock import RunFolderLock
-from ts3ray.results.writer import epoch_table, level_table, write_atomic
+from ts3ray.storage import remove_temp_files, write_atomic, write_text_atomic
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -118,11 +118,12 @@ class RunDirectory:
 
     def _write_all(self, run) -> None:
         config_values = run.config.to_dict()
-        write_text_atomic(self.path / "config.json", json.dumps(
+        write_text_atomic(str(self.path / "config.json"), json.dumps(
             {"run_id": run.config.run_id, **config_values}, indent=2, default=list))
-        write_file_atomic(self.checkpoint, lambda tmp: torch_files.save(run.state_dict(), tmp))
-        write_atomic(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
-        write_atomic(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
+        write_atomic(str(self.checkpoint),
+                     lambda stream: torch_files.save(run.state_dict(), stream, str(self.checkpoint)))
+        write_parquet(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
+        write_parquet(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
 
 
 @contextlib.contextmanager
@@ -163,8 +164,6 @@ def check_options(args, config) -> None:
 
 
 def main(args) -> int:
-    from tqdm import tqdm
-
     from ts3ray.run import LotteryRun
 
     config = build_config(args)  # validation happens before anything is written
@@ -190,14 +189,10 @@ def main(args) -> int:
         if run.done:
             print(f"run {config.run_id} in {args.out} is already complete", file=sys.stderr)
             return 0
-        bar = tqdm(total=run.total_epochs, initial=run.global_epoch, disable=args.quiet,
-                   unit="epoch", dynamic_ncols=True)
-        with bar:
+        progress = make_progress(run, quiet=args.quiet, terminal=sys.stderr.isatty())
+        with progress:
             for record in run.epochs():
-                bar.set_description(f"round {record['round']}/{config.rounds}")
-                bar.set_postfix(epoch=record["epoch"], stage=record["stage"],
-                                acc_S=f"{record['acc_sparse']:.4f}", refresh=False)
-                bar.update(1)
+                progress.epoch_done(record)
                 if run.done or run.global_epoch % args.checkpoint_every == 0:
                     out.save(run)
     print(format_levels(run.level_rows))
@@ -205,12 +200,75 @@ def main(args) -> int:
     return 0
 
 
+class LineProgress:
+    """Progress for logs and pipes: a line per finished IMP level, and a line per epoch at
+    most every `every_s` seconds in between (a redrawn bar would write a line per redraw)."""
+
+    def __init__(self, run, every_s: float = 60.0, stream=None):
+        self.run, self.every_s = run, every_s
+        self.stream = stream or sys.stderr
+        self.last = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def epoch_done(self, record) -> None:
+        level_end = record["epoch"] == self.run.config.epochs
+        if not level_end and time.monotonic() - self.last < self.every_s:
+            return
+        self.last = time.monotonic()
+        what = (f"level {record['round']}/{self.run.config.rounds} done" if level_end
+                else f"level {record['round']}/{self.run.config.rounds}")
+        val = record["val_acc_sparse"]
+        val_text = f" val {100 * val:.2f}%" if val == val else ""
+        print(f"{what}: epoch {record['global_epoch']}/{self.run.total_epochs} "
+              f"({record['stage']}), sparsity {100 * record['sparsity']:.1f}%, "
+              f"test {100 * record['acc_sparse']:.2f}%{val_text}", file=self.stream, flush=True)
+
+
+class BarProgress:
+    """The tqdm bar of a terminal."""
+
+    def __init__(self, run, disable: bool):
+        from tqdm import tqdm
+
+        self.run = run
+        self.bar = tqdm(total=run.total_epochs, initial=run.global_epoch, disable=disable,
+                        unit="epoch", dynamic_ncols=True)
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def epoch_done(self, record) -> None:
+        self.bar.set_description(f"round {record['round']}/{self.run.config.rounds}")
+        self.bar.set_postfix(epoch=record["epoch"], stage=record["stage"],
+                             acc_S=f"{record['acc_sparse']:.4f}", refresh=False)
+        self.bar.update(1)
+
+
+def make_progress(run, *, quiet: bool, terminal: bool):
+    return BarProgress(run, disable=quiet) if terminal or quiet else LineProgress(run)
+
+
 def format_levels(rows) -> str:
-    lines = ["round  sparsity  nonzero_params  acc_sparse_last  acc_sparse_best  acc_dense_last"]
+    """One line per level: test accuracy of S at the last epoch (the paper's protocol) and,
+    where a validation split exists, at the epoch of best validation accuracy."""
+    def pct(value: float) -> str:
+        return "      -" if value != value else f"{100 * value:6.2f}%"  # NaN: no such data
+
+    lines = ["round  sparsity  nonzero_params  acc_sparse_last  val_acc_sparse_last  "
+             "acc_sparse_at_best_val  acc_dense_last"]
     for r in rows:
         lines.append(
             f"{r['round']:>5}  {100 * r['sparsity']:7.2f}%  {r['nonzero_params']:>14}  "
-            f"{100 * r['acc_sparse_last']:14.2f}%  {100 * r['acc_sparse_best']:14.2f}%  "
-            f"{100 * r['acc_dense_last']:13.2f}%"
+            f"{pct(r['acc_sparse_last']):>15}  {pct(r['val_acc_sparse_last']):>19}  "
+            f"{pct(r['acc_sparse_at_best_val']):>22}  {pct(r['acc_dense_last']):>14}"
         )
     return "\n".join(lines)

@@ -7,7 +7,6 @@ last write lets the CLI print its usual one line (``No space left on device: PAT
 """
 from __future__ import annotations
 
-import os
 from typing import Any, BinaryIO
 
 
@@ -29,16 +28,15 @@ class _WriteErrorKeeper:
         self.fh.flush()
 
 
-def save(obj: Any, path: str | os.PathLike) -> None:
-    """`torch.save(obj, path)`; a failed write raises OSError naming `path`."""
+def save(obj: Any, stream: BinaryIO, name: str) -> None:
+    """`torch.save(obj, stream)`; a failed write raises OSError naming `name` (the file)."""
     import torch
 
-    with open(path, "wb") as fh:
-        sink = _WriteErrorKeeper(fh)
-        try:
-            torch.save(obj, sink)
-        except RuntimeError:
-            if sink.error is None:
-                raise
-            err = sink.error
-            raise OSError(err.errno, err.strerror, os.fspath(path)) from None
+    sink = _WriteErrorKeeper(stream)
+    try:
+        torch.save(obj, sink)
+    except RuntimeError:
+        if sink.error is None:
+            raise
+        err = sink.error
+        raise OSError(err.errno, err.strerror, name) from None

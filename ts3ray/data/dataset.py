@@ -11,7 +11,8 @@ class ImageDataset:
     """uint8 images (N, C, H, W) and int64 clean labels for both splits.
 
     ``mean``/``std`` are per channel on the [0, 1] scale; ``augment`` asks the batcher for
-    random crop (pad 4) + horizontal flip on training batches.
+    random crop (pad 4) + horizontal flip on training batches. ``val_x``/``val_y`` are a
+    clean validation set for datasets that ship one (e.g. Clothing1M), else None.
     """
 
     name: str
@@ -23,9 +24,17 @@ class ImageDataset:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: bool
+    val_x: torch.Tensor | None = None
+    val_y: torch.Tensor | None = None
+
+    @property
+    def has_clean_val(self) -> bool:
+        return self.val_x is not None
 
     def __post_init__(self):
-        for split in ("train", "test"):
+        if (self.val_x is None) != (self.val_y is None):
+            raise ValueError(f"{self.name}: val_x and val_y come together")
+        for split in ("train", "test") + (("val",) if self.has_clean_val else ()):
             x, y = getattr(self, f"{split}_x"), getattr(self, f"{split}_y")
             if x.dtype != torch.uint8 or x.dim() != 4:
                 raise ValueError(f"{self.name}: {split}_x must be uint8 (N, C, H, W), "

@@ -23,7 +23,8 @@ import torch
 
 from ts3ray.errors import ConfigError
 
-NOISE_KINDS = ("none", "sym", "asym", "pairflip")
+SYNTHETIC_KINDS = ("none", "sym", "asym", "pairflip")  # drawn from a transition matrix T here
+NOISE_KINDS = (*SYNTHETIC_KINDS, "human")  # human: labels read from files (ts3ray.data.human)
 CONVENTIONS = ("sample", "exact")
 
 # Asymmetric maps (source class -> the similar class it is flipped to), from the official code.
@@ -82,6 +83,9 @@ TRANSITIONS = {"none": _identity, "sym": _symmetric, "asym": _asymmetric, "pairf
 
 
 def _validate(kind: str, rate: float, num_classes: int, convention: str) -> None:
+    if kind == "human":
+        raise ConfigError("noise", kind, f"one of {', '.join(SYNTHETIC_KINDS)} here: human labels are read from "
+                                         f"files, not drawn (ts3ray.data.training_labels)")
     if kind not in NOISE_KINDS:
         raise ConfigError("noise", kind, f"one of {', '.join(NOISE_KINDS)}")
     if not isinstance(num_classes, int) or num_classes < 2:

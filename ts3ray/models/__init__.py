@@ -1,4 +1,5 @@
-"""Backbone registry (LeNet-300-100, CIFAR CNN, VGG-16/19, ResNet-18) and prunable layers."""
+"""Backbone registry (LeNet-300-100, CIFAR CNN, VGG-16/19, ResNet-18, Inception-ResNet-v2) and prunable
+layers."""
 from ts3ray.models.prunable import PRUNABLE_LAYERS, output_name, prunable_names
 from ts3ray.models.registry import MODEL_NAMES, build_model
 

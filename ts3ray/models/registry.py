@@ -7,6 +7,7 @@ from torch import nn
 
 from ts3ray.errors import ConfigError
 from ts3ray.models.convnets import cifar_cnn, vgg
+from ts3ray.models.inception import inception_resnet_v2
 from ts3ray.models.init import seeded
 from ts3ray.models.mlp import lenet_300_100
 from ts3ray.models.resnet import resnet18
@@ -19,6 +20,7 @@ BUILDERS: dict[str, Builder] = {
     "vgg16": vgg("vgg16"),
     "vgg19": vgg("vgg19"),
     "resnet18": resnet18,
+    "inception_resnet_v2": inception_resnet_v2,  # WebVision; needs the optional timm extra
 }
 MODEL_NAMES: tuple[str, ...] = tuple(BUILDERS)
 

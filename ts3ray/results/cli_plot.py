@@ -1,7 +1,8 @@
 """`ts3ray plot KIND RESULTS --out FILE`: a paper-style figure from Parquet results.
 
 Kinds (registry `PLOT_KINDS`): sparsity (Figs. 4, 7-10), curves (Figs. 3, 5, 6),
-precision (Fig. 11), search (parallel coordinates of a search sweep). Headless (Agg).
+precision (Fig. 11), search (parallel coordinates of a search sweep), pareto (the
+accuracy-sparsity front). Headless (Agg).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from matplotlib.figure import Figure
 from ts3ray.errors import ConfigError, UserError
 from ts3ray.paths import check_output_file
 from ts3ray.results.load import read_table
-from ts3ray.results.output import write_atomic
+from ts3ray.storage import write_atomic
+from ts3ray.results.pareto import add_front_arguments, parse_within, plot_pareto
 from ts3ray.results.plots import (
     PlotOptions, parse_round, plot_curves, plot_precision, plot_search, plot_sparsity,
 )
@@ -42,8 +44,10 @@ PLOT_KINDS: dict[str, PlotKind] = {
                           "label precision and relabel accuracy vs epoch"),
     "search": PlotKind(plot_search, "levels", ("metric",),
                        "parallel coordinates of lam, tau, gamma, e1, e2 by metric"),
+    "pareto": PlotKind(plot_pareto, "levels", ("select", "within"),
+                       "the accuracy-sparsity front (validation selects, test reported)"),
 }
-KIND_OPTIONS = ("metric", "by", "round", "round_lines")
+KIND_OPTIONS = ("metric", "by", "round", "round_lines", "select", "within")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--round-lines", dest="round_lines", action="store_true", default=None,
                         help="curves: vertical lines at IMP round boundaries")
     parser.add_argument("--dpi", type=int, default=150, help="png resolution, 10..1200 (default 150)")
+    add_front_arguments(parser)
 
 
 def plot_options(args: argparse.Namespace) -> PlotOptions:
@@ -72,6 +77,8 @@ def plot_options(args: argparse.Namespace) -> PlotOptions:
         given["by"] = tuple(s.strip() for s in given["by"].split(",") if s.strip()) or ("variant",)
     if "round" in given:
         given["round"] = parse_round(given["round"])
+    if "within" in given:
+        given["within"] = parse_within(given["within"])
     return PlotOptions(**given)
 
 
@@ -98,5 +105,5 @@ def main(args: argparse.Namespace) -> int:
     opts = plot_options(args)
     kind = PLOT_KINDS[args.kind]
     fig = kind.draw(read_table(args.results, kind.table), opts)
-    write_atomic(args.out, lambda tmp: fig.savefig(tmp, format=fmt, dpi=args.dpi))
+    write_atomic(args.out, lambda stream: fig.savefig(stream, format=fmt, dpi=args.dpi))
     return 0

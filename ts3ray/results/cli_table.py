@@ -1,7 +1,8 @@
 """`ts3ray table KIND RESULTS`: a paper-style table from Parquet results (no Ray, no torch).
 
 Kinds (registry `TABLE_KINDS`): sensitivity (Table IX), sparsity (Tables VIII / XI),
-compare (Tables I-V), importance (fANOVA / PED-ANOVA over a search sweep).
+compare (Tables I-V), importance (fANOVA / PED-ANOVA over a search sweep), pareto (the
+accuracy-sparsity front, selected on validation accuracy).
 """
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Callable
 
 import pandas as pd
 
+from ts3ray.config import METHOD_PARAMS
 from ts3ray.errors import ConfigError, UserError
 from ts3ray.paths import check_output_file
-from ts3ray.results.load import SWEEP_PARAMS, read_table
-from ts3ray.results.output import write_text_atomic
+from ts3ray.results.load import read_table
+from ts3ray.results.pareto import add_front_arguments, parse_within, pareto_table
 from ts3ray.results.render import RENDERERS
 from ts3ray.results.table_model import TableModel
+from ts3ray.storage import write_text_atomic
 from ts3ray.results.tables import (
     DEFAULT_METRIC, TableOptions, compare_table, sensitivity_table, sparsity_table,
 )
@@ -45,8 +48,10 @@ TABLE_KINDS: dict[str, TableKind] = {
                          "Tables I-V: a row per method, a column per noise setting, params"),
     "importance": TableKind(_importance, ("params", "evaluator"),
                             "parameter importance of a search sweep (Optuna)"),
+    "pareto": TableKind(pareto_table, ("select", "within"),
+                        "the accuracy-sparsity front and the sparsest ticket within X points"),
 }
-KIND_OPTIONS = ("base", "params", "rows", "sparsity", "evaluator")
+KIND_OPTIONS = ("base", "params", "rows", "sparsity", "evaluator", "select", "within")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,15 +68,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", help="sparsity/compare: row key(s), e.g. variant | arch | arch,variant")
     parser.add_argument("--sparsity", help="compare: the level nearest this sparsity (87.5 or 0.875)")
     parser.add_argument("--evaluator", help="importance: fanova (default) | ped-anova")
+    add_front_arguments(parser)
 
 
 def parse_base(text: str) -> dict[str, float]:
-    allowed = f"NAME=NUMBER pairs separated by commas, NAME one of {', '.join(SWEEP_PARAMS)}"
+    allowed = f"NAME=NUMBER pairs separated by commas, NAME one of {', '.join(METHOD_PARAMS)}"
     base = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, value = item.partition("=")
         try:
-            if not sep or name.strip() not in SWEEP_PARAMS:
+            if not sep or name.strip() not in METHOD_PARAMS:
                 raise ValueError
             base[name.strip()] = float(value)
         except ValueError:
@@ -81,9 +87,9 @@ def parse_base(text: str) -> dict[str, float]:
 
 def parse_params(text: str) -> tuple[str, ...]:
     names = tuple(s.strip() for s in text.split(",") if s.strip())
-    bad = [n for n in names if n not in SWEEP_PARAMS]
+    bad = [n for n in names if n not in METHOD_PARAMS]
     if bad or not names:
-        raise ConfigError("--params", text, f"a comma list of {', '.join(SWEEP_PARAMS)}")
+        raise ConfigError("--params", text, f"a comma list of {', '.join(METHOD_PARAMS)}")
     return tuple(dict.fromkeys(names))
 
 
@@ -107,7 +113,7 @@ def parse_sparsity(text: str) -> float:
 
 PARSERS: dict[str, Callable[[str], object]] = {
     "base": parse_base, "params": parse_params, "rows": parse_rows,
-    "sparsity": parse_sparsity, "evaluator": str,
+    "sparsity": parse_sparsity, "evaluator": str, "select": str, "within": parse_within,
 }
 
 

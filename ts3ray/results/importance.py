@@ -14,8 +14,9 @@ from typing import Callable
 
 import pandas as pd
 
+from ts3ray.config import METHOD_PARAMS
 from ts3ray.errors import ConfigError, UserError
-from ts3ray.results.load import SWEEP_PARAMS, final_level, settings_in_order
+from ts3ray.results.load import final_level, settings_in_order
 from ts3ray.results.table_model import Block, Cell, Label, Row, TableModel
 from ts3ray.results.tables import TableOptions, full_budget
 
@@ -38,7 +39,7 @@ EVALUATORS: dict[str, Callable[[], object]] = {"fanova": _fanova, "ped-anova": _
 def _distribution(name: str, values: pd.Series):
     from optuna.distributions import FloatDistribution, IntDistribution
 
-    if SWEEP_PARAMS[name].integer:
+    if METHOD_PARAMS[name].integer:
         return IntDistribution(int(values.min()), int(values.max()))
     return FloatDistribution(min(0.0, float(values.min())), max(1.0, float(values.max())))
 
@@ -51,7 +52,7 @@ def param_importances(trials: pd.DataFrame, params: list[str], value: str,
     if evaluator not in EVALUATORS:
         raise ConfigError("evaluator", evaluator, " | ".join(EVALUATORS))
     distributions = {p: _distribution(p, trials[p]) for p in params}
-    cast = {p: (int if SWEEP_PARAMS[p].integer else float) for p in params}
+    cast = {p: (int if METHOD_PARAMS[p].integer else float) for p in params}
     study_trials = [
         optuna.trial.create_trial(
             params={p: cast[p](row[p]) for p in params},

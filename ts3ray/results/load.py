@@ -10,12 +10,14 @@ Schemas of the files are unified, so a column that is null in one file and fille
 another reads as one column. Partition folder names (`key=value`) are not turned into
 columns: every row carries its own columns (docs/CONTRACTS.md).
 
-Only full-budget trials compare fairly: `drop_early_stopped` removes every row of a trial
-with `stopped_early == True` and says how many trials it removed.
+Only full-budget trials compare fairly. Whether a trial ran its full budget is derived from
+its rows when they are read (`add_budget_status`): its last epoch against (R + 1) x E, so the
+answer needs no bookkeeping by a driver that may have died. `stopped_early` then covers every
+trial that did not finish (stopped by ASHA at a level end, failed, or interrupted), with
+`stopped_at_epoch` its last epoch; `drop_early_stopped` removes every row of such a trial and
+says how many trials it removed.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,42 +26,12 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ts3ray import storage
 from ts3ray.errors import UserError, one_line
 
 TABLES = ("levels", "epochs")
 SETTING_COLUMNS = ("dataset", "noise", "noise_rate")
 TRIAL = "_trial"  # derived column: trial_id where present, else run_id
-
-
-@dataclass(frozen=True)
-class SweepParam:
-    """A searched method parameter (Sec. IV-C 2, Table IX) and its display labels."""
-
-    name: str
-    md: str
-    latex: str
-    integer: bool
-
-
-# Table IX's order: lambda (Eq. 5), tau (Eq. 6), gamma (Eq. 7), E1, E2.
-SWEEP_PARAMS: dict[str, SweepParam] = {
-    p.name: p
-    for p in (
-        SweepParam("lam", "λ", r"$\lambda$", False),
-        SweepParam("tau", "τ", r"$\tau$", False),
-        SweepParam("gamma", "γ", r"$\gamma$", False),
-        SweepParam("e1", "E1", r"$E_1$", True),
-        SweepParam("e2", "E2", r"$E_2$", True),
-    )
-}
-
-
-def _filesystem(results: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in results:
-        return pafs.FileSystem.from_uri(results)
-    from pathlib import Path
-
-    return pafs.LocalFileSystem(), str(Path(results).expanduser().resolve())
 
 
 def _info(fs: pafs.FileSystem, path: str) -> pafs.FileInfo:
@@ -82,7 +54,7 @@ def _parquet_files(fs: pafs.FileSystem, root: str, table: str) -> list[str]:
 
 def resolve_table(results: str, table: str) -> tuple[pafs.FileSystem, list[str]]:
     """The Parquet files of `table` ('levels' or 'epochs') that RESULTS points at."""
-    fs, root = _filesystem(str(results))
+    fs, root = storage.resolve(str(results))
     info = _info(fs, root)
     if info.type == pafs.FileType.NotFound:
         raise UserError(f"RESULTS '{results}' does not exist")
@@ -161,7 +133,7 @@ def read_table(results: str, table: str) -> pd.DataFrame:
     if any(len(schema) for schema in schemas):  # a run writes a column-less table until
         kept = [(f, s) for f, s in zip(files, schemas) if len(s)]  # its first level ends
         files, schemas = [f for f, _ in kept], [s for _, s in kept]
-    if len(files) > 1 or _info(fs, _filesystem(str(results))[1]).type != pafs.FileType.File:
+    if len(files) > 1 or _info(fs, storage.resolve(str(results))[1]).type != pafs.FileType.File:
         for schema, file in zip(schemas, files):
             if len(schema):
                 check_signature(schema, file, table, results)
@@ -171,7 +143,41 @@ def read_table(results: str, table: str) -> pd.DataFrame:
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
         first = str(err).splitlines()[0]
         raise UserError(f"RESULTS '{results}': cannot read the {table} Parquet files: {first}")
-    return frame.to_pandas()
+    return add_budget_status(newest_copies(frame.to_pandas(), table), table)
+
+
+ROW_KEYS = {"epochs": ("global_epoch",), "levels": ("round",)}
+
+
+def newest_copies(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """One row per trial and epoch (or level): the newest attempt's, should a retry have
+    written an epoch a second time (tune/results.py)."""
+    if "trial_id" not in df.columns or not set(ROW_KEYS[table]) <= set(df.columns):
+        return df
+    key = add_trial_key(df)[TRIAL]
+    order = [c for c in ("attempt", "written_at") if c in df.columns]
+    ranked = df.assign(_key=key).sort_values(order, kind="stable") if order else df.assign(_key=key)
+    newest = ranked.drop_duplicates(subset=["_key", *ROW_KEYS[table]], keep="last")
+    return newest.drop(columns="_key").sort_index()
+
+
+def add_budget_status(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Columns `stopped_early` and `stopped_at_epoch` derived from the rows: a trial (or run)
+    ran its full budget when its last epoch is (R + 1) x E. In `levels`, the last epoch is
+    the end of its last finished level."""
+    if df.empty or not {"rounds", "epochs", "run_id"} <= set(df.columns):
+        return df
+    key = df["run_id"].astype(str)
+    if "trial_id" in df.columns:
+        key = df["trial_id"].astype(object).where(df["trial_id"].notna(), key).astype(str)
+    epochs = df["epochs"].astype("int64")
+    if table == "epochs":
+        last = df["global_epoch"].astype("int64").groupby(key).transform("max")
+    else:
+        last = (df["round"].astype("int64").groupby(key).transform("max") + 1) * epochs
+    stopped = last < (df["rounds"].astype("int64") + 1) * epochs
+    return df.assign(stopped_early=stopped,
+                     stopped_at_epoch=last.where(stopped).astype("Int64"))
 
 
 def require_columns(df: pd.DataFrame, columns, table: str, what: str) -> None:
@@ -216,7 +222,7 @@ _NOT_AT_LEVEL_ZERO = {"prune_fraction", "rounds", "prune_output"}
 def drop_repeated_dense_levels(levels: pd.DataFrame) -> pd.DataFrame:
     """Keep one round-0 row per computation: sparsity trials that differ only in p_f (or R)
     train the same dense level 0, and counting its copies would fake a std over seeds."""
-    from ts3ray.config import FIELD_NAMES  # stdlib-only module: no torch or ray imported
+    from ts3ray.config import FIELD_NAMES
 
     if "round" not in levels.columns:
         return levels
@@ -235,6 +241,25 @@ def drop_early_stopped(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     stopped_trials = set(df.loc[stopped, TRIAL])
     kept = df[~df[TRIAL].isin(stopped_trials)]
     return kept, len(stopped_trials)
+
+
+SELECTION_NOTES = {
+    "test": "selected on test: the sweep chose on test accuracy (--objective test), so these "
+            "test numbers are optimistic",
+    "val": "trials chosen on validation accuracy (a held-out part of the noisy training set); "
+           "test accuracy reported only",
+    "clean_val": "trials chosen on the dataset's clean validation set; test accuracy reported "
+                 "only",
+}
+
+
+def selection_notes(df: pd.DataFrame) -> list[str]:
+    """What the rows' sweep selected on (column `selected_on`), as table/plot notes; the
+    test note comes first so that no reader misses it."""
+    if "selected_on" not in df.columns:
+        return []
+    found = set(df["selected_on"].dropna().astype(str))
+    return [SELECTION_NOTES[s] for s in ("test", "val", "clean_val") if s in found]
 
 
 def latest_attempt(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -22,9 +22,10 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from ts3ray.config import METHOD_PARAMS
 from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import (
-    SWEEP_PARAMS, TRIAL, check_metric, drop_early_stopped, drop_repeated_dense_levels,
+    TRIAL, check_metric, drop_early_stopped, drop_repeated_dense_levels,
     final_level, percent_scale,
     prepare, settings_in_order,
 )
@@ -40,6 +41,8 @@ class PlotOptions:
     by: tuple[str, ...] = ("variant",)  # line grouping; "trial" groups per trial
     round: int | str | None = None  # epochs plots: None = all rounds, "last", or an integer
     round_lines: bool = False  # curves: vertical lines at IMP round boundaries
+    select: str = "val_acc_sparse_last"  # pareto: the column that selects
+    within: float = 1.0  # pareto: percentage points below the best for the pick
 
 
 def _panels(n: int, ncols: int | None = None) -> tuple[Figure, list]:
@@ -189,7 +192,7 @@ def plot_precision(epochs: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> F
 
 def plot_search(levels: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Figure:
     """Parallel coordinates: one line per full-budget trial over lam..e2 and the metric."""
-    params = list(SWEEP_PARAMS)
+    params = list(METHOD_PARAMS)
     df = prepare(levels, "levels", [*params, opts.metric], "plot search")
     check_metric(df, opts.metric, "levels")
     df, n_stopped = drop_early_stopped(df)
@@ -214,7 +217,7 @@ def plot_search(levels: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Figu
         ax.axvline(x, color="black", linewidth=0.8, label="_axis")
         ax.text(x + 0.04, -0.04, f"{low[name]:g}", ha="left", va="top", fontsize="small")
         ax.text(x + 0.04, 1.04, f"{high[name]:g}", ha="left", va="bottom", fontsize="small")
-    labels = [SWEEP_PARAMS[p].md for p in params] + [f"{opts.metric}{unit}"]
+    labels = [METHOD_PARAMS[p].md for p in params] + [f"{opts.metric}{unit}"]
     ax.set_xticks(xs, labels)
     ax.set_yticks([])
     ax.set_ylim(-0.12, 1.12)

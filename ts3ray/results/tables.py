@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ts3ray.config import METHOD_PARAMS
 from ts3ray.errors import UserError
 from ts3ray.results.load import (
-    SWEEP_PARAMS, check_metric, drop_early_stopped, drop_repeated_dense_levels, final_level,
+    check_metric, drop_early_stopped, drop_repeated_dense_levels, final_level,
     percent_scale,
-    prepare, setting_label, settings_in_order,
+    prepare, selection_notes, setting_label, settings_in_order,
 )
 from ts3ray.results.table_model import Block, Label, Row, TableModel, mark_best, summarize
 
@@ -37,10 +38,12 @@ class TableOptions:
 
     metric: str = DEFAULT_METRIC
     base: dict[str, float] | None = None
-    params: tuple[str, ...] = tuple(SWEEP_PARAMS)
+    params: tuple[str, ...] = tuple(METHOD_PARAMS)
     rows: tuple[str, ...] = ("variant",)
     sparsity: float | None = None  # a fraction in [0, 1]
     evaluator: str = "fanova"
+    select: str = "val_acc_sparse_last"  # pareto: the column that selects
+    within: float = 1.0  # pareto: percentage points below the best for the pick
 
 
 @dataclass
@@ -62,7 +65,8 @@ def full_budget(levels: pd.DataFrame, opts: TableOptions, required, what: str) -
                         f"({n_stopped} early-stopped trials left out)")
     factor, unit = percent_scale(df[opts.metric])
     df = df.assign(_value=df[opts.metric].astype(float) * factor)
-    notes = [f"{n_stopped} early-stopped trials left out"] if n_stopped else []
+    notes = selection_notes(df)
+    notes += [f"{n_stopped} early-stopped trials left out"] if n_stopped else []
     return Trials(df, unit, notes)
 
 
@@ -85,7 +89,7 @@ def _std_note(blocks: list[Block]) -> list[str]:
 def format_param(name: str, value: float) -> str:
     """Row label of a parameter value: integers for E1/E2, else two decimals (as Table IX)
     unless the value needs more (0.125)."""
-    if SWEEP_PARAMS[name].integer:
+    if METHOD_PARAMS[name].integer:
         return f"{int(round(value))}"
     return f"{value:.2f}" if round(value, 2) == value else f"{value:g}"
 
@@ -121,7 +125,7 @@ def sensitivity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
         if len(distinct) < 2:
             raise UserError(f"{what}: parameter {p} has one value ({distinct[0]:g}) in RESULTS; "
                             "the sweep does not vary it (choose others with --params)")
-    held = [p for p in SWEEP_PARAMS if p in final.columns]  # every searched parameter
+    held = [p for p in METHOD_PARAMS if p in final.columns]  # every searched parameter
     base = infer_base(final, held, opts.base)
     settings = settings_in_order(final)
     blocks = []
@@ -138,7 +142,7 @@ def sensitivity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
                      for s in settings]
             rows.append(Row(format_param(p, value), cells))
         mark_best(rows)
-        sym = SWEEP_PARAMS[p]
+        sym = METHOD_PARAMS[p]
         title = Label(f"({letter}) Influence of {p}", f"({letter}) Influence of {sym.md}",
                       f"({letter}) Influence of {sym.latex}")
         blocks.append(Block(p, title, Label(p, sym.md, sym.latex),

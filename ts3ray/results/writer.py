@@ -1,19 +1,16 @@
 """Parquet rows of lottery runs: the documented schema, written atomically.
 
-Local paths and `pyarrow.fs` URIs (`s3://...`, `gs://...`) are both accepted. A file is
-written under a temporary name and moved into place, so readers never see half a file and
-a rewrite (a retried trial) replaces the old file instead of adding a second one.
+Local paths and `pyarrow.fs` URIs (`s3://...`, `gs://...`) are both accepted; the write goes
+through `storage.write_atomic`, so readers never see half a file.
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Iterable
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ts3ray.results import output
+from ts3ray import storage
 
 
 def config_columns(config_values: dict[str, Any], *, lr_name: str = "lr") -> dict[str, Any]:
@@ -48,28 +45,9 @@ def _table(rows: Iterable[dict[str, Any]], extra: dict[str, Any]) -> pa.Table:
     return table  # so every file of a sweep has one schema
 
 
-def resolve(path_or_uri: str) -> tuple[pafs.FileSystem, str]:
-    """A filesystem and a path on it for a local path or a URI such as s3://bucket/x."""
-    if "://" in str(path_or_uri):
-        return pafs.FileSystem.from_uri(str(path_or_uri))
-    from pathlib import Path
-
-    return pafs.LocalFileSystem(), str(Path(path_or_uri).resolve())
+TABLE_BUILDERS = {"epochs": epoch_table, "levels": level_table}
 
 
-def write_atomic(table: pa.Table, path_or_uri: str) -> None:
-    """Write `table` to a Parquet file: temporary name first, then a rename (output.py)."""
-    fs, path = resolve(path_or_uri)
-    if isinstance(fs, pafs.LocalFileSystem):
-        output.write_atomic(path, lambda tmp: pq.write_table(table, tmp))
-        return
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = output.temp_path_for(path)
-    try:
-        with fs.open_output_stream(tmp) as out:
-            pq.write_table(table, out)
-        fs.move(tmp, path)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            fs.delete_file(tmp)
-        raise
+def write_parquet(table: pa.Table, location: str) -> str:
+    """Write `table` as one Parquet file, atomically (storage.write_atomic)."""
+    return storage.write_atomic(location, lambda stream: pq.write_table(table, stream))

@@ -1,6 +1,6 @@
 """`ts3ray sweep NAME [options] [key=value ...]` and `python sweeps/NAME.py [options]`.
 
-NAME is sensitivity | sparsity | search (plans.py). Runs on an embedded local Ray instance,
+NAME is sensitivity | sparsity | grid | search (plans.py). Runs on an embedded local Ray instance,
 or attaches to a cluster when `--address` is given or `RAY_ADDRESS` is set. Everything is
 validated (config values, data files, resource request) before any trial starts.
 """
@@ -9,18 +9,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import time
-from pathlib import Path
 
-from ts3ray.config import parse_overrides
+from ts3ray import storage
+from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
 from ts3ray.errors import UserError
-from ts3ray.tune.plans import PRESETS, SWEEPS, SweepPlan, parse_list
-from ts3ray.tune.resources import (RaySettings, TrialResources, check_satisfiable, ray_session,
-                                   resolve_gpus, startable_node_types)
-from ts3ray.tune.runner import SweepOptions, SweepOutcome, run_plan
+from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
+                               check_selection, parse_list, selection_signal)
+from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known,
+                                   check_satisfiable, concurrent_capacity, ray_session,
+                                   resolve_gpus, startable_node_types, startable_worker_limits)
+from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_scheduler_options, prepare,
+                                run_plan)
+from ts3ray.tune.search import check_sampler
 
-STORAGE_ENV = "TS3RAY_STORAGE"
+ATTACHED_MAX_FAILURES = 3  # default retries on a cluster: a trial survives a few spot reclaims
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,33 +36,64 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quick: digits, short schedule, whole grid; paper: Sec. IV settings")
     parser.add_argument("--settings", help="DATASET:NOISE:RATE,... (default: the preset's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    where = parser.add_argument_group("storage and resume")
-    where.add_argument("--storage", help=f"local path or URI (default ${STORAGE_ENV} or "
-                                         "./ray_results)")
-    where.add_argument("--name", help="experiment name (default NAME-PRESET)")
-    where.add_argument("--resume", action="store_true", help="finish an interrupted sweep")
-    where.add_argument("--max-failures", type=int, default=0, metavar="N",
-                       help="retry a crashed trial N times from its last checkpoint")
+    where = parser.add_argument_group("storage, faults and resume")
+    where.add_argument("--storage", help=f"local path or URI (default ${storage.STORAGE_ENV} "
+                                         f"or ./{storage.DEFAULT_STORAGE})")
+    where.add_argument("--name", help="experiment name, one path component of letters, digits, "
+                                      "'.', '_', '-' (default NAME-PRESET)")
+    where.add_argument("--resume", action="store_true",
+                       help="finish an interrupted sweep (same plan and options; see README)")
+    where.add_argument("--restart-errored", action="store_true",
+                       help="with --resume: start errored trials again from scratch")
+    where.add_argument("--trust-storage", action="store_true",
+                       help="with --resume: hand Tune a sweep folder ts3ray cannot verify (object "
+                            "stores; unsigned or shared folders) - only if only you can write it")
+    where.add_argument("--max-failures", type=int, metavar="N",
+                       help=f"retry a crashed trial N times from its last checkpoint (default "
+                            f"{ATTACHED_MAX_FAILURES} on an attached cluster, 0 on local Ray)")
     where.add_argument("--checkpoint-every", type=int, metavar="K",
-                       help="checkpoint every K epochs (default: the preset's)")
+                       help="also checkpoint every K epochs (default: at every IMP level end "
+                            "and on the --checkpoint-minutes timer)")
+    where.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="M",
+                       help="checkpoint when M minutes passed since the last one (default 10)")
+    where.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
+                       help="checkpoints kept per trial (default 2)")
+    where.add_argument("--detach", action="store_true",
+                       help="check everything, then run the sweep's driver in its own session "
+                            "(it survives a closed SSH connection or terminal) and return at "
+                            "once; its output goes to a log file it names")
+    where.add_argument("--tune-loggers", action="store_true",
+                       help="also write Tune's CSV and TensorBoard files per trial")
     res = parser.add_argument_group("resources")
     res.add_argument("--cpus-per-trial", type=float, default=1.0)
     res.add_argument("--gpus-per-trial", type=_gpus, default=None, metavar="N|auto",
                      help="fractions pack trials on one GPU (0.25: four per GPU); default auto: "
-                          "1 when the cluster has or can start a GPU node, else 0")
+                          "a share by architecture (resources.GPU_SHARE_BY_ARCH) when the "
+                          "cluster has or can start a GPU node, else 0")
+    res.add_argument("--gpu-memory-fraction", action="store_true",
+                     help="cap each trial's GPU memory at its GPU share (torch)")
     res.add_argument("--num-cpus", type=int, help="embedded local Ray: CPUs (default: all)")
     res.add_argument("--num-gpus", type=int, help="embedded local Ray: GPUs (logical on CPU)")
     res.add_argument("--address", help="attach to a running cluster (e.g. auto)")
-    res.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    res.add_argument("--max-concurrent", type=int,
+                     help="at most this many trials at once (search default: as many as the "
+                          "cluster can run at once, incl. nodes the autoscaler may add)")
     res.add_argument("--no-resource-check", action="store_true",
                      help="skip comparing the request with the nodes now up (autoscaling "
                           "clusters whose GPU nodes start on demand)")
-    sched = parser.add_argument_group("early stopping")
-    sched.add_argument("--scheduler", choices=("none", "asha"),
-                       help="asha: stop weak trials early (default: none; search: asha)")
+    sched = parser.add_argument_group("choosing and early stopping")
+    sched.add_argument("--scheduler", choices=SCHEDULERS,
+                       help="asha: stop weak trials at IMP level ends, ranked within their group "
+                            "(default: none; search: asha; refused for sensitivity/sparsity)")
     sched.add_argument("--grace-period", type=int,
-                       help="ASHA: epochs (over all levels) before a trial may be stopped")
-    sched.add_argument("--reduction-factor", type=float, default=2.0)
+                       help="ASHA: IMP levels a trial completes before it may be stopped (default 1)")
+    sched.add_argument("--reduction-factor", type=float, default=2.0,
+                       help="ASHA: keep the best 1/F at each rung (default 2)")
+    sched.add_argument("--objective", choices=tuple(SELECTION_COLUMNS),
+                       help="what a choosing sweep (search, asha) selects on: val (default: "
+                            "S's accuracy on a held-out part of the noisy training set, "
+                            "val_fraction=0.1 unless set), clean_val (a dataset's clean "
+                            "validation set) or test (explicit only; tables then say so)")
     parser.add_argument("--verbose", type=int, default=0, help="Tune's own output (0-3)")
 
 
@@ -77,6 +114,7 @@ def run_sweep(name: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"sweeps/{name}.py", description=SWEEPS[name].help)
     add_sweep_arguments(parser, name)
     args = parser.parse_args(argv)
+    args.command_argv = ["sweep", name, *argv]
     try:
         return main(args)
     except UserError as err:
@@ -95,15 +133,52 @@ def _gpus(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
 
 
-def absolute(path_or_uri: str) -> str:
-    """Relative local paths break inside trial working directories: make them absolute."""
-    return path_or_uri if "://" in path_or_uri else str(Path(path_or_uri).expanduser().resolve())
-
-
 def base_values(args, preset) -> dict:
     values = {**preset.values, **parse_overrides(args.overrides)}
-    values["data_root"] = absolute(str(values.get("data_root", "data")))
+    # relative paths break inside trial working directories: absolute ones everywhere
+    values["data_root"] = storage.absolute(str(values.get("data_root", "data")))
     return values
+
+
+def check_name(name: str) -> str:
+    """One safe path component: a sweep's Ray state and rows stay under --storage."""
+    if not NAME_PATTERN.fullmatch(name) or name in (".", ".."):
+        raise UserError(f"--name={name!r} is not allowed: one path component of letters, "
+                        "digits, '.', '_' and '-', starting with a letter or digit (at most 128)")
+    return name
+
+
+def check_optuna_storage(spec: str | None) -> None:
+    """A journal file in an existing, writable folder, or an RDB URL SQLAlchemy knows."""
+    if not spec:
+        return
+    if "://" in spec:
+        scheme = spec.split("://", 1)[0]
+        if not re.fullmatch(r"[a-z][a-z0-9+]*", scheme):
+            raise UserError(f"--optuna-storage={spec!r} is not allowed: a journal file path or an "
+                            "RDB URL such as sqlite:///study.db or postgresql://host/db")
+        return
+    path = storage.absolute(spec)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise UserError(f"--optuna-storage={spec!r} is a directory: give a journal file path "
+                        "such as study.log")
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UserError(f"--optuna-storage={spec!r}: folder {folder} does not exist or is not "
+                        "writable")
+
+
+def check_storage(location: str) -> str:
+    """An absolute storage location that is not a file (URIs are checked by pyarrow)."""
+    location = storage.absolute(location)
+    try:
+        fs, path = storage.resolve(location)
+        kind = fs.get_file_info(path).type.name
+    except (OSError, ValueError) as err:
+        raise UserError(f"--storage={location!r} is not usable: {str(err).splitlines()[0]}")
+    if kind == "File":
+        raise UserError(f"--storage={location!r} is a file: give a directory or a URI")
+    return location
 
 
 def _given(value, default):
@@ -111,27 +186,48 @@ def _given(value, default):
     return default if value is None else value
 
 
-def sweep_options(args, plan: SweepPlan, preset) -> SweepOptions:
+def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions:
     every = _given(args.checkpoint_every, preset.checkpoint_every)
-    if every < 1:
+    if every is not None and every < 1:
         raise UserError(f"--checkpoint-every={every} is not allowed: K >= 1")
-    if args.max_failures < 0:
+    if not args.checkpoint_minutes > 0:
+        raise UserError(f"--checkpoint-minutes={args.checkpoint_minutes:g} is not allowed: M > 0")
+    if args.keep_checkpoints < 1:
+        raise UserError(f"--keep-checkpoints={args.keep_checkpoints} is not allowed: N >= 1")
+    if args.max_failures is not None and args.max_failures < 0:
         raise UserError(f"--max-failures={args.max_failures} is not allowed: N >= 0")
+    if args.restart_errored and not args.resume:
+        raise UserError("--restart-errored applies only with --resume")
+    for option, value, least in (("--num-cpus", args.num_cpus, 1), ("--num-gpus", args.num_gpus, 0)):
+        if value is not None and value < least:
+            raise UserError(f"{option}={value} is not allowed: N >= {least}")
+    check_optuna_storage(getattr(args, "optuna_storage", None))
     num_samples = _given(getattr(args, "num_samples", None), preset.num_samples)
     if num_samples < 1:
         raise UserError(f"--num-samples={num_samples} is not allowed: >= 1")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError(f"--max-concurrent={args.max_concurrent} is not allowed: N >= 1")
+    sampler = getattr(args, "sampler", "tpe")
+    check_sampler(sampler)
     return SweepOptions(
-        name=args.name or f"{args.sweep}-{args.preset}",
-        storage=absolute(args.storage or os.environ.get(STORAGE_ENV) or "ray_results"),
+        name=check_name(args.name or f"{args.sweep}-{args.preset}"),
+        storage=check_storage(args.storage or storage.default_storage()),
         resources=TrialResources(args.cpus_per_trial, args.gpus_per_trial),
-        scheduler=args.scheduler or SWEEPS[args.sweep].default_scheduler,
+        scheduler=scheduler,
         grace_period=_given(args.grace_period, preset.grace_period),
         reduction_factor=args.reduction_factor,
         max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures,
+        max_failures=_given(args.max_failures, ATTACHED_MAX_FAILURES
+                            if RaySettings(args.address).attaches else 0),
         checkpoint_every=every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        keep_checkpoints=args.keep_checkpoints,
+        restart_errored=args.restart_errored,
+        trust_storage=args.trust_storage,
+        tune_loggers=args.tune_loggers,
+        gpu_memory_fraction=args.gpu_memory_fraction,
         num_samples=num_samples,
-        sampler=getattr(args, "sampler", "tpe"),
+        sampler=sampler,
         seed=args.seed_list[0],
         optuna_storage=getattr(args, "optuna_storage", None),
         resume=args.resume,
@@ -144,8 +240,16 @@ def build(args) -> tuple[SweepPlan, SweepOptions]:
     preset = PRESETS[args.sweep][args.preset]
     args.settings = args.settings or preset.settings
     args.seed_list = parse_list("--seeds", args.seeds, int)
-    plan = SWEEPS[args.sweep].plan(args, base_values(args, preset))
-    return plan, sweep_options(args, plan, preset)
+    if hasattr(args, "grid"):
+        args.grid = args.grid or preset.grid.split()
+    scheduler = args.scheduler or SWEEPS[args.sweep].default_scheduler
+    signal = selection_signal(args.sweep, scheduler, args.objective)
+    plan = SWEEPS[args.sweep].plan(args, apply_selection(base_values(args, preset), signal))
+    plan.selected_on = signal
+    check_selection(plan)
+    opts = sweep_options(args, plan, preset, scheduler)
+    check_scheduler_options(plan, opts)
+    return plan, opts
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -163,32 +267,97 @@ def print_table(plan: SweepPlan, opts: SweepOptions, args) -> None:
         rows = ("arch", "variant") if levels["arch"].nunique() > 1 else ("variant",)
         model = sparsity_table(levels, TableOptions(rows=rows))
     else:
-        print(best_trials(levels))
+        print(best_trials(levels, plan.selected_on))
         return
     print(render_md(model))
 
 
-def best_trials(levels, top: int = 10) -> str:
-    """Full-budget search trials ranked by acc_sparse_last at their highest level."""
+def best_trials(levels, signal: str | None, top: int = 10) -> str:
+    """Full-budget trials ranked by the sweep's selection signal at their highest level
+    (its last epoch), with the test accuracy of that level beside it. A sweep that chose
+    nothing is ranked by validation accuracy where it has a split, else listed by test
+    accuracy and said to be a report only."""
     last = levels.sort_values("round").drop_duplicates("trial_id", keep="last")
     full = last[~last["stopped_early"].astype(bool)]
-    columns = ["trial_id", "lam", "tau", "gamma", "e1", "e2", "sparsity", "acc_sparse_last"]
-    ranked = full.sort_values("acc_sparse_last", ascending=False)[columns].head(top)
+    has_val = full["val_acc_sparse_last"].notna().any()
+    ranked_on = signal or ("val" if has_val else "test")
+    selected_by = f"{SELECTION_COLUMNS[ranked_on]}_last"
+    shown = [selected_by] if selected_by != "acc_sparse_last" else []
+    columns = ["trial_id", *METHOD_PARAMS, "sparsity", *shown, "acc_sparse_last"]
+    ranked = full.sort_values(selected_by, ascending=False)[columns].head(top)
     text = ranked.round(3).to_string(index=False)
-    return f"best {len(ranked)} of {len(full)} full-budget trials:\n{text}"
+    if signal == "test":
+        how = " (selected on TEST accuracy, as asked)"
+    elif ranked_on == "test":
+        how = " (a report: this sweep chose nothing and has no validation split)"
+    else:
+        how = "; acc_sparse_last is test accuracy, reported only"
+    return f"best {len(ranked)} of {len(full)} full-budget trials by {selected_by}{how}:\n{text}"
 
 
 def summary(outcome: SweepOutcome, opts: SweepOptions, seconds: float) -> str:
+    files = ", ".join(f"{table} {before} -> {after}"
+                      for table, (before, after) in outcome.compacted.items())
+    compacted = f" (files compacted: {files})" if files else ""
     return (f"{outcome.trials} trials in {seconds:.0f} s: {outcome.completed} full budget, "
             f"{outcome.stopped_early} stopped early, {len(outcome.errors)} failed; results in "
-            f"{opts.results_uri}/epochs and {opts.results_uri}/levels")
+            f"{opts.results_uri}/epochs and {opts.results_uri}/levels{compacted}")
+
+
+def plan_archs(plan: SweepPlan) -> tuple[str, ...]:
+    return tuple(sorted({cell.get("arch", plan.common.get("arch")) for cell in plan.cells}
+                        or {plan.common["arch"]}))
+
+
+def plan_devices(plan: SweepPlan) -> set[str]:
+    return {str(cell.get("device", plan.common.get("device", "auto"))).split(":")[0]
+            for cell in plan.cells or [{}]}
+
+
+def trial_resources(plan: SweepPlan, opts: SweepOptions, settings: RaySettings, nodes: list,
+                    startable: dict) -> TrialResources:
+    """The per-trial request, `auto` GPUs resolved; `device=cuda` with no GPU refused."""
+    devices = plan_devices(plan)
+    cpu_only = devices == {"cpu"}  # auto GPUs: none then
+    resources = resolve_gpus(opts.resources, [] if cpu_only else nodes,
+                             {} if cpu_only else startable, archs=plan_archs(plan),
+                             cannot_inspect=settings.attaches and not autoscaler_known())
+    if "cuda" in devices and not resources.gpu:
+        raise UserError("device=cuda is not allowed with no GPU per trial: this cluster has no "
+                        "GPU (or --gpus-per-trial is 0); use device=auto or device=cpu, or give "
+                        "the trials a GPU share")
+    return resources
+
+
+def driver_log(opts: SweepOptions) -> str:
+    """Where a detached driver writes its output: beside the sweep on local storage, else
+    under ~/.ts3ray/logs on the machine that runs it."""
+    folder = opts.storage if storage.is_local(opts.storage) else "~/.ts3ray/logs"
+    return storage.absolute(storage.join(folder, f"{opts.name}.driver.log"))
+
+
+def detach(args, opts: SweepOptions) -> int:
+    """Start this same command (without --detach) in a new session, output to a log file."""
+    import subprocess
+
+    log = driver_log(opts)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    argv = [a for a in args.command_argv if a != "--detach"]
+    with open(log, "ab") as out:
+        child = subprocess.Popen([sys.executable, "-m", "ts3ray.cli", *argv], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"sweep {opts.name} runs detached (driver pid {child.pid}); output: {log} "
+          f"(follow with: tail -f {log})")
+    return 0
 
 
 def main(args) -> int:
     plan, opts = build(args)
+    if getattr(args, "detach", False):
+        return detach(args, opts)
+    prepare(plan, opts)  # before Ray starts: nothing to overwrite, or a trusted sweep to resume
     if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)
     started = time.perf_counter()
     with ray_session(settings):
@@ -196,11 +365,14 @@ def main(args) -> int:
 
         nodes = ray.nodes()
         startable = startable_node_types() if settings.attaches else {}  # autoscaled cluster
-        cpu_only = str(plan.common.get("device", "auto")) == "cpu"  # auto GPUs: none then
-        gpu_pool = ([], {}) if cpu_only else (nodes, startable)
-        opts = dataclasses.replace(opts, resources=resolve_gpus(opts.resources, *gpu_pool))
+        opts = dataclasses.replace(opts, resources=trial_resources(plan, opts, settings, nodes,
+                                                                   startable))
         if not args.no_resource_check:
             check_satisfiable(opts.resources, nodes, startable)
+        if plan.search and opts.max_concurrent is None:  # else Tune keeps one trial pending
+            limits = startable_worker_limits() if settings.attaches else {}
+            capacity = concurrent_capacity(opts.resources, nodes, startable, limits)
+            opts = dataclasses.replace(opts, max_concurrent=max(1, min(capacity, opts.num_samples)))
         what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
         print(f"{'resuming' if opts.resume else 'starting'} sweep {opts.name} ({plan.sweep}, "
               f"{what}) in {opts.experiment_path}", file=sys.stderr, flush=True)

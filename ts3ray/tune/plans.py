@@ -1,10 +1,18 @@
-"""The three sweeps and their presets: what trials to run, as plain config dicts.
+"""The sweeps and their presets: what trials to run, as plain config dicts.
 
 * sensitivity — Table IX (Sec. IV-C 2): one parameter at a time around the base
   configuration; duplicates of the base run once (16 distinct configurations per setting).
 * sparsity — Tables VIII / XI: p_f in {.3, .4, .5, .6} with R = 3; every IMP level is
   recorded, so 4 trials give the 12 sparsity levels, per variant and architecture.
-* search — Optuna over lam, tau, gamma, E1, E2 (search.py), usually with ASHA.
+* grid — a full-factorial grid of values given per parameter (`--grid lam=0,.5,1
+  tau=.3,.7`), optionally with grouped level-aware ASHA (scheduler.py).
+* search — Optuna over lam, tau, gamma, E1, E2 (search.py), with ASHA by default.
+
+Sweeps that keep every cell (sensitivity, sparsity, a grid without early stopping) follow the
+paper's protocol: the whole training set is trained on (val_fraction = 0). Sweeps that
+*choose* (search, any sweep with ASHA) hold out CHOOSING_VAL_FRACTION of the noisy training
+set unless the user sets val_fraction, and choose on validation accuracy; choosing on test
+accuracy needs `--objective test` and is recorded in every row (`selected_on`).
 
 `--preset quick` runs on the bundled `digits` data with shortened schedules but whole grids;
 `--preset paper` uses the paper's settings (the dataset's defaults from config.py).
@@ -15,19 +23,12 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ts3ray.config import make_config
+import itertools
+
+from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, make_config, parse_value
 from ts3ray.errors import UserError
 
-# Table IX's one-at-a-time grids (Sec. IV-C 2).
-SENSITIVITY_GRID: dict[str, tuple] = {
-    "lam": (0.0, 0.5, 0.7, 1.0),
-    "tau": (0.0, 0.3, 0.5, 0.7),
-    "gamma": (0.0, 0.1, 0.5, 1.0),
-    "e1": (10, 15, 20, 30),
-    "e2": (30, 45, 60, 80),
-}
-# Sec. IV-A: lam 0.5, tau 0.7, gamma 0.5; the CIFAR schedule E1 = 20, E2 = 60.
-PAPER_METHOD = {"lam": 0.5, "tau": 0.7, "gamma": 0.5}
+CHOOSING_VAL_FRACTION = 0.1  # held out by sweeps that choose, unless val_fraction is given
 PRUNE_FRACTIONS = (0.3, 0.4, 0.5, 0.6)  # Sec. IV-A: p_f; R = 3 gives the 12 levels
 
 QUICK_DATA = {"dataset": "digits", "arch": "lenet_300_100", "noise": "sym", "noise_rate": 0.4}
@@ -39,9 +40,10 @@ class Preset:
 
     values: dict[str, Any]
     settings: str
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None  # epochs; None: IMP level ends and the timer
     num_samples: int = 16
-    grace_period: int = 10
+    grace_period: int = 1  # ASHA: IMP levels a trial completes before it may be stopped
+    grid: str = ""  # grid sweep: the default --grid
 
 
 # E >= max(E1) + E2 = 30 + 60 and E1 + max(E2) = 20 + 80: 100 epochs hold every grid value.
@@ -50,22 +52,27 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "quick": Preset(
             {**QUICK_DATA, "epochs": 100, "e1": 20, "e2": 60, "rounds": 1,
              "prune_fraction": 0.5},
-            settings="digits:sym:0.4", checkpoint_every=10),
+            settings="digits:sym:0.4"),
         "paper": Preset({"prune_fraction": 0.5, "rounds": 3},  # Sec. IV-C 2: 87.5 %
-                        settings="cifar10:sym:0.4,cifar100:sym:0.4", checkpoint_every=5),
+                        settings="cifar10:sym:0.4,cifar100:sym:0.4"),
     },
     "sparsity": {
         "quick": Preset({**QUICK_DATA, "epochs": 12, "e1": 3, "e2": 6, "rounds": 3},
-                        settings="digits:sym:0.4", checkpoint_every=4),
-        "paper": Preset({"rounds": 3}, settings="cifar10:sym:0.4", checkpoint_every=5),
+                        settings="digits:sym:0.4"),
+        "paper": Preset({"rounds": 3}, settings="cifar10:sym:0.4"),
+    },
+    "grid": {
+        "quick": Preset({**QUICK_DATA, "epochs": 10, "e1": 3, "e2": 4, "rounds": 3,
+                         "prune_fraction": 0.5},
+                        settings="digits:sym:0.4",
+                        grid="lam=0,0.5,1 tau=0.5,0.9"),
+        "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4", grid="lam=0,0.5,1 tau=0.3,0.5,0.7,0.9"),
     },
     "search": {
         "quick": Preset({**QUICK_DATA, "epochs": 20, "e1": 5, "e2": 10, "rounds": 1,
                          "prune_fraction": 0.5},
-                        settings="digits:sym:0.4", checkpoint_every=5, num_samples=12,
-                        grace_period=5),
-        "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4",
-                        checkpoint_every=5, num_samples=32, grace_period=40),
+                        settings="digits:sym:0.4", num_samples=12),
+        "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4", num_samples=32),
     },
 }
 
@@ -80,6 +87,8 @@ class SweepPlan:
     search: bool = False
     table: str | None = None  # the results table kind printed at the end
     base_point: dict[str, Any] = field(default_factory=dict)  # sensitivity: the centre
+    searched: tuple[str, ...] = ()  # method parameters varied by the sweep (ASHA groups)
+    selected_on: str | None = None  # the selection signal of a sweep that chooses
 
     @property
     def num_trials(self) -> int:
@@ -111,9 +120,20 @@ def parse_list(option: str, text: str, kind: Callable = str) -> list:
     return items
 
 
-def full_config(values: dict[str, Any]) -> dict[str, Any]:
+def full_config(values: dict[str, Any], check_files: bool = True) -> dict[str, Any]:
     """Validated values of every RunConfig field (raises ConfigError / DataMissingError)."""
-    return make_config(values).to_dict()
+    return make_config(values, check_files=check_files).to_dict()
+
+
+def full_configs(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate every configuration, checking each dataset's files once (grids of 10,000)."""
+    out = [full_config(c, check_files=False) for c in configs]
+    checked = set()
+    for c in out:
+        if (c["dataset"], c["data_root"]) not in checked:
+            checked.add((c["dataset"], c["data_root"]))
+            full_config(c)
+    return out
 
 
 def split_common(configs: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -136,28 +156,29 @@ def unique(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # -- the sweeps -------------------------------------------------------------------------
-def _grid(sweep: str, configs: list[dict[str, Any]], table: str) -> SweepPlan:
-    configs = unique([full_config(c) for c in configs])
+def _grid(sweep: str, configs: list[dict[str, Any]], table: str | None,
+          searched: tuple[str, ...] = ()) -> SweepPlan:
+    configs = unique(full_configs(configs))
     common, cells = split_common(configs)
-    return SweepPlan(sweep=sweep, common=common, cells=cells, table=table)
+    return SweepPlan(sweep=sweep, common=common, cells=cells, table=table, searched=searched)
 
 
 def sensitivity_plan(args, base: dict[str, Any]) -> SweepPlan:
     params = parse_list("--params", args.params)
-    unknown = [p for p in params if p not in SENSITIVITY_GRID]
+    unknown = [p for p in params if p not in METHOD_PARAMS]
     if unknown:
         raise UserError(f"--params {unknown[0]!r} is not allowed: one of "
-                        f"{', '.join(SENSITIVITY_GRID)}")
+                        f"{', '.join(METHOD_PARAMS)}")
     configs = []
     for setting in parse_settings(args.settings):
         start = {**base, **setting}
         for seed in args.seed_list:
             for param in params:
-                for value in SENSITIVITY_GRID[param]:
+                for value in METHOD_PARAMS[param].table_ix:
                     configs.append({**start, "seed": seed, param: value})
-    plan = _grid("sensitivity", configs, table="sensitivity")
+    plan = _grid("sensitivity", configs, table="sensitivity", searched=tuple(params))
     centre = full_config({**base, **parse_settings(args.settings)[0]})
-    plan.base_point = {p: centre[p] for p in SENSITIVITY_GRID}
+    plan.base_point = {p: centre[p] for p in METHOD_PARAMS}
     return plan
 
 
@@ -179,16 +200,56 @@ def sparsity_plan(args, base: dict[str, Any]) -> SweepPlan:
     return _grid("sparsity", configs, table="sparsity")
 
 
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """`["lam=0,.5,1", "tau=.3,.7"]` -> {"lam": [0.0, 0.5, 1.0], "tau": [0.3, 0.7]}: values
+    typed by config field (an unknown key or a bad value is one line)."""
+    axes: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--grid item {item!r} is not allowed: KEY=V1,V2,... "
+                            "(e.g. lam=0,0.5,1)")
+        if key in axes:
+            raise UserError(f"--grid {key} is given twice: one KEY=V1,V2,... per key")
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not values:
+            raise UserError(f"--grid {item!r} is not allowed: at least one value")
+        axes[key] = list(dict.fromkeys(parse_value(key, v) for v in values))
+    if not axes:
+        raise UserError("--grid is empty: give KEY=V1,V2,... items (e.g. lam=0,0.5,1)")
+    return axes
+
+
+def grid_plan(args, base: dict[str, Any]) -> SweepPlan:
+    """Full factorial over the --grid values, per setting and seed. The method parameters
+    among its keys are the searched ones; other keys (variant, prune_fraction...) split the
+    trials into groups that ASHA never ranks against each other."""
+    axes = parse_grid(args.grid.split() if isinstance(args.grid, str) else args.grid)
+    names = list(axes)
+    configs = []
+    for setting in parse_settings(args.settings):
+        for seed in args.seed_list:
+            for combo in itertools.product(*(axes[n] for n in names)):
+                configs.append({**base, **setting, "seed": seed, **dict(zip(names, combo))})
+    searched = tuple(n for n in names if n in METHOD_PARAMS and len(axes[n]) > 1)
+    return _grid("grid", configs, table=None, searched=searched)
+
+
 def search_plan(args, base: dict[str, Any]) -> SweepPlan:
     settings = parse_settings(args.settings)
     if len(settings) != 1:
         raise UserError(f"--settings={args.settings!r} is not allowed for a search: one setting")
+    if len(args.seed_list) != 1:
+        raise UserError(f"--seeds={args.seeds!r} is not allowed for a search: one seed per "
+                        "study (run one search per seed, or a grid sweep with --seeds)")
     common = full_config({**base, **settings[0], "seed": args.seed_list[0]})
-    return SweepPlan(sweep="search", common=common, search=True)
+    return SweepPlan(sweep="search", common=common, search=True,
+                     searched=tuple(METHOD_PARAMS))
 
 
 def _sensitivity_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default=",".join(SENSITIVITY_GRID),
+    parser.add_argument("--params", default=",".join(METHOD_PARAMS),
                         help="Table IX blocks to run (default: all of lam,tau,gamma,e1,e2)")
 
 
@@ -198,6 +259,12 @@ def _sparsity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", default="full,warm", help="variants (default full,warm)")
     parser.add_argument("--archs", default="",
                         help="architectures (default: the dataset's paper architecture)")
+
+
+def _grid_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--grid", nargs="+", metavar="KEY=V1,V2",
+                        help="values per config key, crossed in full (default: the preset's, "
+                             "quick: lam=0,0.5,1 tau=0.5,0.9); put key=value overrides before it")
 
 
 def _search_arguments(parser: argparse.ArgumentParser) -> None:
@@ -213,13 +280,67 @@ class SweepKind:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     plan: Callable[[Any, dict[str, Any]], SweepPlan]
     default_scheduler: str = "none"
+    keeps_every_cell: bool = False  # its table needs every cell: no early stopping
+    searches: bool = False  # Optuna suggests the trials: it always chooses
 
 
 SWEEPS: dict[str, SweepKind] = {
     "sensitivity": SweepKind("Table IX: one-at-a-time grids of lam, tau, gamma, E1, E2",
-                             _sensitivity_arguments, sensitivity_plan),
+                             _sensitivity_arguments, sensitivity_plan, keeps_every_cell=True),
     "sparsity": SweepKind("Tables VIII/XI: p_f x variants x architectures, every IMP level",
-                          _sparsity_arguments, sparsity_plan),
-    "search": SweepKind("Optuna (TPE) over lam, tau, gamma, E1, E2 with ASHA",
-                        _search_arguments, search_plan, default_scheduler="asha"),
+                          _sparsity_arguments, sparsity_plan, keeps_every_cell=True),
+    "grid": SweepKind("full-factorial grid (--grid lam=0,.5,1 tau=.3,.7), optionally with "
+                      "grouped level-aware ASHA", _grid_arguments, grid_plan),
+    "search": SweepKind("Optuna (TPE) over lam, tau, gamma, E1, E2 with level-aware ASHA, "
+                        "on validation accuracy", _search_arguments, search_plan,
+                        default_scheduler="asha", searches=True),
 }
+SCHEDULERS = ("none", "asha")
+
+
+def selection_signal(sweep: str, scheduler: str, objective: str | None) -> str | None:
+    """What a sweep chooses on: None for sweeps that keep every cell, else `objective`
+    (default `val`). Raises UserError for a combination that cannot hold."""
+    kind = SWEEPS[sweep]
+    if scheduler not in SCHEDULERS:
+        raise UserError(f"--scheduler={scheduler!r} is not allowed: one of {', '.join(SCHEDULERS)}")
+    if objective is not None and objective not in SELECTION_COLUMNS:
+        raise UserError(f"--objective={objective!r} is not allowed: one of "
+                        f"{', '.join(SELECTION_COLUMNS)}")
+    if scheduler == "asha" and kind.keeps_every_cell:
+        raise UserError(f"--scheduler asha is not allowed for the {sweep} sweep: its table needs "
+                        "every cell; use `ts3ray sweep grid --grid ... --scheduler asha` to stop "
+                        "weak cells early")
+    chooses = kind.searches or scheduler == "asha"
+    if not chooses:
+        if objective is not None:
+            raise UserError(f"--objective does not apply to the {sweep} sweep without a "
+                            "scheduler: it keeps every cell and chooses nothing")
+        return None
+    return objective or "val"
+
+
+def apply_selection(base: dict[str, Any], signal: str | None) -> dict[str, Any]:
+    """A choosing sweep holds out CHOOSING_VAL_FRACTION of the training set unless the user
+    set val_fraction (an explicit 0 is kept, and then refused for `val` by check_selection)."""
+    if signal is not None and "val_fraction" not in base:
+        return {**base, "val_fraction": CHOOSING_VAL_FRACTION}
+    return base
+
+
+def check_selection(plan: SweepPlan) -> None:
+    """The data the selection signal needs exists in every trial."""
+    signal = plan.selected_on
+    configs = [{**plan.common, **cell} for cell in plan.cells] or [plan.common]
+    if signal == "val" and any(float(c["val_fraction"]) <= 0 for c in configs):
+        raise UserError("val_fraction=0 is not allowed for a sweep that chooses on validation "
+                        f"accuracy: use 0 < val_fraction < 0.5 (default {CHOOSING_VAL_FRACTION}), "
+                        "or --objective test to choose on test accuracy explicitly")
+    if signal == "clean_val":
+        from ts3ray.data import ships_clean_val
+
+        lacking = sorted({c["dataset"] for c in configs if not ships_clean_val(c["dataset"])})
+        if lacking:
+            raise UserError(f"--objective clean_val is not allowed: {', '.join(lacking)} ships no "
+                            "clean validation set; use --objective val (a held-out part of the "
+                            "noisy training set)")

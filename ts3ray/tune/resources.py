@@ -12,8 +12,11 @@ may still start (`~/ray_bootstrap_config.yaml`): a request that no node can hold
 cluster without GPUs, more CPUs than any node has) fails at once instead of leaving trials
 pending forever.
 
-`--gpus-per-trial` defaults to `auto`: one whole GPU per trial when the cluster has (or can
-start) a GPU node, so a sweep uses every GPU Ray detects; otherwise none.
+`--gpus-per-trial` defaults to `auto`: when the cluster has (or can start) a GPU node, each
+trial gets the GPU share of its architecture (`GPU_SHARE_BY_ARCH`, one table); otherwise
+none. On an attached cluster that neither has a GPU node now nor says what its autoscaler may
+start (KubeRay, a manual `ray start` cluster), `auto` cannot know and refuses: the user gives
+a number.
 """
 from __future__ import annotations
 
@@ -23,9 +26,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from ts3ray.errors import UserError, one_line
+
+# GPU share per trial by architecture for `--gpus-per-trial auto` (several small-net trials
+# share a card). Not yet measured on a GPU (benchmarks/bench_gpu.py is to measure packing):
+# LeNet-300-100 (0.27M) and the CIFAR CNN (0.52M) leave a card mostly idle in one process;
+# VGG/ResNet (11-20M) take half; Inception-ResNet-v2 (54M, 299 px) a whole card.
+GPU_SHARE_BY_ARCH = {"lenet_300_100": 0.25, "cifar_cnn": 0.25, "vgg16": 0.5, "vgg19": 0.5,
+                     "resnet18": 0.5, "inception_resnet_v2": 1.0}
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,8 @@ class TrialResources:
     """Logical resources of one trial; fractions pack several trials on one GPU."""
 
     cpu: float = 1.0
-    gpu: float | None = 0.0  # None: auto (see resolve_gpus)
+    gpu: float | None = 0.0  # None: auto (see resolve_gpus); else the largest request
+    gpu_by_arch: tuple[tuple[str, float], ...] = ()  # auto on GPUs: the share per arch
 
     def __post_init__(self):
         if self.cpu <= 0:
@@ -47,16 +58,33 @@ class TrialResources:
                 f"--gpus-per-trial={self.gpu:g} is not allowed: a fraction <= 1 or a whole number"
             )
 
-    def as_tune(self) -> dict[str, float]:
-        return {"cpu": self.cpu, "gpu": self.gpu}
+    def as_tune(self, run_values: Callable[[dict], dict] | None = None):
+        """What `tune.with_resources` takes: a dict, or a per-trial function of the config
+        when the share depends on the trial's architecture."""
+        if not self.gpu_by_arch:
+            return {"cpu": self.cpu, "gpu": self.gpu}
+        return ArchResources(self.cpu, dict(self.gpu_by_arch), run_values)
+
+
+@dataclass(frozen=True)
+class ArchResources:
+    """Per-trial resources: the GPU share of the trial's architecture (picklable)."""
+
+    cpu: float
+    shares: dict[str, float]
+    run_values: Callable[[dict], dict]
+
+    def __call__(self, trial_config: dict[str, Any]) -> dict[str, float]:
+        arch = self.run_values(trial_config)["arch"]
+        return {"cpu": self.cpu, "gpu": self.shares.get(arch, max(self.shares.values()))}
 
 
 # Written by `ray up` on the head node; `ray submit` runs sweep scripts there.
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 
 
-def startable_node_types(path: str = BOOTSTRAP_CONFIG) -> dict[str, dict[str, float]]:
-    """Resources of the worker types the autoscaler may start ({} off a launcher head)."""
+def _worker_types(path: str) -> dict[str, dict]:
+    """The autoscaler's worker types that may start ({} off a launcher head)."""
     import yaml
 
     file = Path(path).expanduser()
@@ -65,18 +93,63 @@ def startable_node_types(path: str = BOOTSTRAP_CONFIG) -> dict[str, dict[str, fl
     config = yaml.safe_load(file.read_text()) or {}
     types = config.get("available_node_types") or {}
     head = config.get("head_node_type")
-    return {name: dict(spec.get("resources") or {}) for name, spec in types.items()
+    return {name: spec for name, spec in types.items()
             if name != head and (spec.get("max_workers") or 0) > 0}
 
 
+def autoscaler_known(path: str = BOOTSTRAP_CONFIG) -> bool:
+    """Whether this head was started by the cluster launcher (it says what may join)."""
+    return Path(path).expanduser().is_file()
+
+
+def startable_node_types(path: str = BOOTSTRAP_CONFIG) -> dict[str, dict[str, float]]:
+    """Resources of the worker types the autoscaler may start ({} off a launcher head)."""
+    return {name: dict(spec.get("resources") or {}) for name, spec in _worker_types(path).items()}
+
+
+def startable_worker_limits(path: str = BOOTSTRAP_CONFIG) -> dict[str, int]:
+    """How many nodes of each startable worker type the autoscaler may add."""
+    return {name: int(spec["max_workers"]) for name, spec in _worker_types(path).items()}
+
+
+def trials_per_node(request: TrialResources, resources: dict[str, float]) -> int:
+    """How many trials of `request` one node with `resources` holds at once."""
+    fits = [int(resources.get("CPU", 0) // request.cpu)]
+    if request.gpu:
+        fits.append(int(resources.get("GPU", 0) // request.gpu))
+    return max(0, min(fits))
+
+
+def concurrent_capacity(request: TrialResources, nodes: list[dict],
+                        startable: dict[str, dict[str, float]] | None = None,
+                        limits: dict[str, int] | None = None) -> int:
+    """Trials the cluster can run at once: the live nodes, plus the nodes the autoscaler may
+    still add (`limits` of each startable type, 1 where unknown)."""
+    now = sum(trials_per_node(request, n["Resources"]) for n in nodes if n.get("Alive", True))
+    later = sum((limits or {}).get(name, 1) * trials_per_node(request, resources)
+                for name, resources in (startable or {}).items())
+    return now + later
+
+
 def resolve_gpus(request: TrialResources, nodes: list[dict],
-                 startable: dict[str, dict[str, float]] | None = None) -> TrialResources:
-    """`auto` GPUs: 1 per trial where some node has (or may start with) a GPU, else 0."""
+                 startable: dict[str, dict[str, float]] | None = None, *,
+                 archs: tuple[str, ...] = (), cannot_inspect: bool = False) -> TrialResources:
+    """`auto` GPUs: the share of each architecture in `archs` where some node has (or may
+    start with) a GPU, else 0; refused where the cluster cannot say (`cannot_inspect`)."""
     if request.gpu is not None:
         return request
     pools = [n["Resources"] for n in nodes if n.get("Alive", True)] + list((startable or {}).values())
-    has_gpu = any(pool.get("GPU", 0) >= 1 for pool in pools)
-    return dataclasses.replace(request, gpu=1.0 if has_gpu else 0.0)
+    if not any(pool.get("GPU", 0) >= 1 for pool in pools):
+        if cannot_inspect:
+            raise UserError(
+                "--gpus-per-trial auto cannot tell whether GPU workers will join this cluster "
+                "(no node has a GPU now, and no autoscaler config at ~/ray_bootstrap_config.yaml "
+                "lists what may start); pass --gpus-per-trial 0 to run on CPUs, or a share such "
+                "as 0.25 (with --no-resource-check) to wait for GPU nodes")
+        return dataclasses.replace(request, gpu=0.0)
+    shares = tuple((arch, GPU_SHARE_BY_ARCH.get(arch, 1.0)) for arch in sorted(set(archs)))
+    largest = max((share for _, share in shares), default=1.0)
+    return dataclasses.replace(request, gpu=largest, gpu_by_arch=shares)
 
 
 def _fits(request: TrialResources, resources: dict[str, float]) -> bool:

@@ -1,9 +1,19 @@
-"""Per-trial Parquet files of a sweep: `<results>/epochs/<trial_id>.parquet` and
-`<results>/levels/<trial_id>.parquet` (docs/CONTRACTS.md, "Parquet results").
+"""A sweep's Parquet rows: appended by trials in small files, derived, compacted.
 
-One file per trial and table, always rewritten whole and atomically: a retried trial
-replaces its own rows instead of adding a second copy, and the files of finished trials
-survive a crash of the driver. `results` is a local directory or a `pyarrow.fs` URI.
+Layout (storage.SweepLayout): `<results>/<table>/<trial_id>/a<attempt>-e<last epoch>.parquet`
+for tables `epochs` and `levels`. A trial attempt appends, at every level end and checkpoint,
+one file per table holding the rows it produced since its previous write: never a rewrite of
+earlier rows, one upload per file on object stores. Each file carries the columns of the
+attempt that wrote it (`attempt`, `node`, `started_at`, `written_at`), so a retried trial
+keeps the history of where each row came from. The rows are written *before* the checkpoint
+that covers them is reported, so a retry resumes at or after every row already written and
+appends only later epochs; should a write land and its checkpoint not (a crash in between),
+the retry writes those epochs again, and readers keep the newest attempt's copy.
+
+Nothing about a trial's fate is written by the driver: full budget or stopped early (and
+where) follows from the rows themselves (results/load.py: the last epoch against
+(R + 1) x E), so a dead driver leaves correct data. `compact()` (results/compact.py) merges
+the small files into one file per table.
 """
 from __future__ import annotations
 
@@ -13,30 +23,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ts3ray.results.writer import epoch_table, level_table, resolve, write_atomic
+from ts3ray import storage
+from ts3ray.results.writer import TABLE_BUILDERS, write_parquet
 
-TABLE_BUILDERS = {"epochs": epoch_table, "levels": level_table}
-
-# Columns a sweep adds to both tables, with fixed types so that every trial's file has the
+# Columns a sweep adds to both tables, with fixed types so that every file of a sweep has the
 # same schema (a column that is None in every row would otherwise be typed `null`).
 SWEEP_COLUMNS: dict[str, pa.DataType] = {
     "sweep": pa.string(),
     "trial_id": pa.string(),
-    "attempt": pa.int64(),
+    "attempt": pa.int64(),  # 1 + the attempt of the checkpoint this attempt resumed from
     "node": pa.string(),
-    "stopped_early": pa.bool_(),
-    "stopped_at_epoch": pa.int64(),
     "resumed_from": pa.int64(),  # global epoch this attempt restored (0: a fresh start)
     "started_at": pa.float64(),  # wall-clock start of this attempt (time.time())
-    "updated_at": pa.float64(),  # wall-clock time of this file's last write by the trial
+    "written_at": pa.float64(),  # wall-clock time this file was written
+    "selected_on": pa.string(),  # what the sweep chose on: val | clean_val | test | null
 }
 
 
 @dataclass(frozen=True)
 class TrialInfo:
-    """What a sweep records about the trial beside the run's own rows."""
+    """What a sweep records about the trial attempt beside the run's own rows."""
 
     sweep: str
     trial_id: str
@@ -44,20 +51,12 @@ class TrialInfo:
     node: str
     resumed_from: int
     started_at: float
-    updated_at: float = 0.0
-    stopped_early: bool = False
-    stopped_at_epoch: int | None = None
-
-    def columns(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SWEEP_COLUMNS}
-
-
-def trial_path(results: str, table: str, trial_id: str) -> str:
-    return f"{str(results).rstrip('/')}/{table}/{trial_id}.parquet"
+    written_at: float = 0.0
+    selected_on: str | None = None
 
 
 def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
-    """`table` + the sweep columns (replacing them if present), each with its fixed type."""
+    """`table` + the sweep columns, each with its fixed type."""
     for name, kind in SWEEP_COLUMNS.items():
         column = pa.array([getattr(info, name)] * table.num_rows, type=kind)
         if name in table.column_names:
@@ -67,52 +66,35 @@ def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
     return table
 
 
-def write_trial(results: str, info: TrialInfo, run) -> None:
-    """Write all rows `run` holds so far (epochs and, once a level is done, levels)."""
-    info = dataclasses.replace(info, updated_at=time.time())
-    config_values = run.config.to_dict()
-    for table, rows in (("epochs", run.epoch_rows), ("levels", run.level_rows)):
-        if rows:
-            built = TABLE_BUILDERS[table](rows, config_values)
-            write_atomic(with_sweep_columns(built, info), trial_path(results, table, info.trial_id))
+def chunk_location(results: str, table: str, trial_id: str, attempt: int, last_epoch: int) -> str:
+    return storage.join(results, table, trial_id, f"a{attempt:03d}-e{last_epoch:07d}.parquet")
 
 
-def read_trial(results: str, table: str, trial_id: str) -> pa.Table | None:
-    fs, path = resolve(trial_path(results, table, trial_id))
-    if fs.get_file_info(path).type.name != "File":
-        return None
-    with fs.open_input_file(path) as handle:
-        return pq.read_table(handle)
+class TrialWriter:
+    """Appends the rows of one trial attempt that are not yet in storage."""
+
+    def __init__(self, results: str, info: TrialInfo, run):
+        self.results, self.info = results, info
+        # rows restored from a checkpoint were written before that checkpoint was reported
+        self.written = {"epochs": len(run.epoch_rows), "levels": len(run.level_rows)}
+
+    def flush(self, run) -> int:
+        """Write the new rows of each table as one file; returns the number of files."""
+        info = dataclasses.replace(self.info, written_at=time.time())
+        config_values = run.config.to_dict()
+        files = 0
+        for table, rows in (("epochs", run.epoch_rows), ("levels", run.level_rows)):
+            new = rows[self.written[table]:]
+            if not new:
+                continue
+            built = with_sweep_columns(TABLE_BUILDERS[table](new, config_values), info)
+            write_parquet(built, chunk_location(self.results, table, info.trial_id, info.attempt,
+                                                run.global_epoch))
+            self.written[table] = len(rows)
+            files += 1
+        return files
 
 
-def next_attempt(results: str, trial_id: str) -> int:
-    """Count this start of the trial: 1 for the first, 2 for the first retry or resume...
-    The count lives in `<results>/_attempts/<trial_id>` (written before any training, so a
-    start that crashes before its first Parquet write still counts)."""
-    fs, path = resolve(f"{str(results).rstrip('/')}/_attempts/{trial_id}")
-    previous = 0
-    if fs.get_file_info(path).type.name == "File":
-        with fs.open_input_stream(path) as handle:
-            previous = int(handle.read().decode().strip() or 0)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    tmp = f"{path}.tmp"
-    with fs.open_output_stream(tmp) as out:
-        out.write(f"{previous + 1}\n".encode())
-    fs.move(tmp, path)
-    return previous + 1
-
-
-def mark_stopped(results: str, trial_id: str, stopped_early: bool, last_epoch: int) -> None:
-    """Rewrite the trial's files with the driver's verdict (ASHA stops trials silently)."""
-    for table_name in TABLE_BUILDERS:
-        table = read_trial(results, table_name, trial_id)
-        if table is None:
-            continue
-        n = table.num_rows
-        for name, values in (
-            ("stopped_early", [stopped_early] * n),
-            ("stopped_at_epoch", [last_epoch if stopped_early else None] * n),
-        ):
-            column = pa.array(values, type=SWEEP_COLUMNS[name])
-            table = table.set_column(table.column_names.index(name), name, column)
-        write_atomic(table, trial_path(results, table_name, trial_id))
+def row_budget(values: dict[str, Any]) -> int:
+    """Epochs of a full-budget trial: (R + 1) x E."""
+    return (int(values["rounds"]) + 1) * int(values["epochs"])

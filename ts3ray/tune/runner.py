@@ -1,19 +1,40 @@
-"""Build, run and resume the Tuner of a sweep plan; record ASHA's early stops afterwards.
+"""Build, run and resume the Tuner of a sweep plan.
 
-Layout under `<storage>/<name>/`: Tune's experiment state and trial directories, and
-`results/epochs/<trial_id>.parquet`, `results/levels/<trial_id>.parquet` (results.py).
+Layout (storage.SweepLayout): `<storage>/<name>/` holds Ray Tune's experiment (its state,
+trial folders, checkpoints) and `results/<table>/` the Parquet rows (results.py). After the
+fit the rows are compacted into one file per table. Nothing about a trial's fate is written
+afterwards: readers derive it from the rows (results/load.py).
+
+Lean Tune state (issue: 10,000 trials on S3): trial configs hold only what differs between
+trials, reports only what the scheduler and searcher use, CSV and TensorBoard loggers are off
+(`tune_loggers=True` keeps them), trials checkpoint rarely enough that keeping two per trial
+never forces a blocking experiment-state sync (trainable.py), and Tune's running 5- and
+10-report windows of every metric are not kept per trial (`LeanTrialState`).
 """
 from __future__ import annotations
 
+import json
+import os
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from ts3ray import storage
+from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS
 from ts3ray.errors import UserError
-from ts3ray.tune import results, trainable
+from ts3ray.tune import trainable
 from ts3ray.tune.plans import SweepPlan
 from ts3ray.tune.resources import TrialResources
-from ts3ray.tune.search import METRIC, MODE, make_searcher
+from ts3ray.tune.search import LEVELS_DONE, MODE, make_searcher
+
+STATUS_EVERY_S = 60.0
+RECORD = "ts3ray-sweep.json"  # the plan and options a sweep was started with
+# Options baked into Tune's stored experiment: a resume cannot change them.
+FIXED_OPTIONS = ("scheduler", "grace_period", "reduction_factor", "num_samples", "sampler",
+                 "seed", "max_concurrent", "max_failures", "keep_checkpoints", "optuna_storage",
+                 "tune_loggers")
+MOVABLE_FIELDS = ("data_root", "device", "eval_batch_size")  # where trials run, not what
 
 
 @dataclass(frozen=True)
@@ -24,25 +45,36 @@ class SweepOptions:
     storage: str  # absolute local path or URI
     resources: TrialResources = TrialResources()
     scheduler: str = "none"
-    grace_period: int = 10
+    grace_period: int = 1  # IMP levels
     reduction_factor: float = 2
     max_concurrent: int | None = None
     max_failures: int = 0
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None  # epochs; None: level ends and the timer
+    checkpoint_minutes: float = 10.0
+    keep_checkpoints: int | None = 2  # per trial (trainable.py: why this forces no syncs)
     num_samples: int = 16
     sampler: str = "tpe"
     seed: int = 0
     optuna_storage: str | None = None
     resume: bool = False
+    restart_errored: bool = False
+    trust_storage: bool = False  # resume state that ts3ray cannot verify (trust.py)
+    compact: bool = True  # merge the result files into one per table after the fit
+    tune_loggers: bool = False  # Tune's CSV and TensorBoard files per trial
+    gpu_memory_fraction: bool = False  # cap each trial's GPU memory at its GPU share
     verbose: int = 0
 
     @property
+    def layout(self) -> storage.SweepLayout:
+        return storage.SweepLayout(self.storage, self.name)
+
+    @property
     def experiment_path(self) -> str:
-        return f"{self.storage.rstrip('/')}/{self.name}"
+        return self.layout.experiment
 
     @property
     def results_uri(self) -> str:
-        return f"{self.experiment_path}/results"
+        return self.layout.results
 
 
 def trial_dirname(trial) -> str:
@@ -50,107 +82,219 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def param_space(plan: SweepPlan, opts: SweepOptions) -> dict[str, Any]:
+def param_space(plan: SweepPlan) -> dict[str, Any]:
+    """Only what differs between trials: the grid's cells (a search's come from Optuna)."""
     from ray import tune
 
-    space = {
-        **plan.common,
-        trainable.SWEEP: plan.sweep,
-        trainable.CHECKPOINT_EVERY: opts.checkpoint_every,
-        trainable.WRITE_EVERY_EPOCH: opts.scheduler != "none",
-    }
+    return {} if plan.search else {trainable.CELL: tune.grid_search(plan.cells)}
+
+
+def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettings:
+    common = dict(plan.common)
     if plan.search:
-        for key in ("lam", "tau", "gamma", "e1", "e2"):  # suggested by Optuna instead
-            space.pop(key, None)
-    else:
-        space[trainable.CELL] = tune.grid_search(plan.cells)
-    return space
+        for key in METHOD_PARAMS:  # suggested by Optuna instead
+            common.pop(key, None)
+    fraction = opts.resources.gpu if opts.gpu_memory_fraction and opts.resources.gpu else None
+    return trainable.SweepSettings(
+        sweep=plan.sweep, common=common, results_uri=opts.results_uri,
+        checkpoint_every=opts.checkpoint_every, checkpoint_minutes=opts.checkpoint_minutes,
+        selected_on=plan.selected_on,
+        gpu_memory_fraction=fraction if fraction and fraction < 1 else None)
 
 
-def total_epochs(plan: SweepPlan) -> int:
-    """The longest trial's epoch count over all IMP levels (ASHA's max_t)."""
+def fewest_levels(plan: SweepPlan) -> int:
+    """IMP levels (R + 1) of the shortest trial: the largest grace period that can stop one."""
     configs = [{**plan.common, **cell} for cell in plan.cells] or [plan.common]
-    return max((int(c["rounds"]) + 1) * int(c["epochs"]) for c in configs)
+    return min(int(c["rounds"]) + 1 for c in configs)
+
+
+def check_scheduler_options(plan: SweepPlan, opts: SweepOptions) -> None:
+    """ASHA's options, in IMP levels; raises UserError before Ray starts."""
+    if opts.scheduler == "none":
+        return
+    levels = fewest_levels(plan)
+    if levels < 2:
+        raise UserError("--scheduler asha is not allowed with rounds=0: a trial has one IMP "
+                        "level, so there is no level end to stop it at (use rounds >= 1)")
+    if not 1 <= opts.grace_period < levels:
+        raise UserError(f"--grace-period={opts.grace_period} is not allowed: 1..{levels - 1} "
+                        f"(IMP levels completed before a trial may be stopped; a trial has "
+                        f"{levels} levels)")
+    if not opts.reduction_factor > 1:
+        raise UserError(f"--reduction-factor={opts.reduction_factor:g} is not allowed: > 1")
+
+
+def objective_metric(plan: SweepPlan) -> str:
+    """The per-epoch column the sweep chooses on (validation accuracy unless asked)."""
+    return SELECTION_COLUMNS[plan.selected_on or "val"]
+
+
+def run_values(plan: SweepPlan) -> trainable.RunValues:
+    return trainable.RunValues(plan.common)
 
 
 def make_scheduler(plan: SweepPlan, opts: SweepOptions):
-    from ray.tune.schedulers import ASHAScheduler
-
+    """Grouped level-aware ASHA (scheduler.py), or None."""
     if opts.scheduler == "none":
         return None
-    if opts.scheduler != "asha":
-        raise UserError(f"--scheduler={opts.scheduler!r} is not allowed: none | asha")
-    max_t = total_epochs(plan)
-    if not 1 <= opts.grace_period <= max_t:
-        raise UserError(f"--grace-period={opts.grace_period} is not allowed: "
-                        f"1..{max_t} (epochs over all levels)")
-    if opts.reduction_factor <= 1:
-        raise UserError(f"--reduction-factor={opts.reduction_factor:g} is not allowed: > 1")
-    return ASHAScheduler(time_attr="global_epoch", max_t=max_t, grace_period=opts.grace_period,
-                        reduction_factor=opts.reduction_factor)
+    from ts3ray.tune.scheduler import ComparableGroup, GroupedLevelASHA
+
+    check_scheduler_options(plan, opts)
+    values = run_values(plan)
+    group = ComparableGroup(searched=plan.searched, run_values=values)
+    return GroupedLevelASHA(objective_metric(plan), group, trainable.TotalLevels(values),
+                            grace_period=opts.grace_period,
+                            reduction_factor=opts.reduction_factor)
 
 
-def _progress_callback(total: int):
+def _short(value):
+    return f"{value:.3g}" if isinstance(value, float) else value
+
+
+def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
+    """Progress lines, lean trial state, and the one Tune logger the result grid reads."""
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 
-    class TrialProgress(tune.Callback):
-        """One line per finished trial: its values, final accuracy and where it stopped."""
+    values, levels = run_values(plan), trainable.TotalLevels(run_values(plan))
 
-        finished = 0
+    class SweepProgress(tune.Callback):
+        """A line per finished trial, a status line at least every minute, and the counts
+        of the sweep's outcome."""
+
+        def __init__(self):
+            self.finished = 0
+            self.started = self.last_status = time.monotonic()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            self._line(trials, trial, "done")
+            last = trial.last_result or {}
+            early = last.get(LEVELS_DONE, 0) < levels(trial.config)
+            self._line(trial, "stopped early" if early else "done")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            self._line(trials, trial, "FAILED")
+            self._line(trial, "FAILED")
 
-        def _line(self, trials, trial, verdict):
+        def _line(self, trial, verdict):
             self.finished += 1
             last = trial.last_result or {}
-            values = trainable.run_values(trial.config)
-            shown = " ".join(f"{k}={values[k]}" for k in ("dataset", "variant", "lam", "tau",
-                                                           "gamma", "e1", "e2",
-                                                           "prune_fraction", "seed"))
-            acc = last.get("acc_sparse")
-            acc_text = f"acc_sparse={100 * acc:.2f}%" if acc is not None else "no result"
-            epoch = f"epoch {last.get('global_epoch', 0)}/{last.get('total_epochs', '?')}"
+            shown = " ".join(f"{k}={_short(v)}" for k, v in values(trial.config).items()
+                             if k in ("dataset", "variant", *METHOD_PARAMS, "prune_fraction",
+                                      "seed"))
             print(f"[{self.finished}/{total}] {verdict} {trial.trial_id} {shown} "
-                  f"{acc_text} at {epoch}", file=sys.stderr, flush=True)
+                  f"{last.get(trainable.PROGRESS, 'no result')}", file=sys.stderr, flush=True)
 
-    return TrialProgress()
+        def on_step_end(self, iteration, trials, **info):
+            now = time.monotonic()
+            if now - self.last_status >= STATUS_EVERY_S:
+                self.last_status = now
+                print(status_line(trials, levels, now - self.started, total), file=sys.stderr,
+                      flush=True)
+
+    reported = (LEVELS_DONE, objective_metric(plan))
+    callbacks = [SweepProgress(), LeanTrialState(reported), JsonLoggerCallback()]
+    if opts.tune_loggers:
+        callbacks += [CSVLoggerCallback(), TBXLoggerCallback()]
+    return callbacks
 
 
-def make_trainable(opts: SweepOptions):
-    """The trainable with its resources and the results location. The location is a
-    parameter, not part of the trial config, so a sweep moved to new storage and resumed
-    writes its rows where it now lives (restore re-supplies the parameters)."""
+def status_line(trials, levels, elapsed: float, total: int) -> str:
+    """`status: 3 running, 10 pending, 5 done, 2 stopped early, 0 failed; 31% of IMP levels
+    in 120 s, ETA ~270 s` (the ETA extrapolates the levels finished so far)."""
+    counts = {"RUNNING": 0, "PENDING": 0, "TERMINATED": 0, "ERROR": 0, "PAUSED": 0}
+    stopped = finished_levels = budget = 0
+    for trial in trials:
+        counts[trial.status] = counts.get(trial.status, 0) + 1
+        need = levels(trial.config)
+        got = (trial.last_result or {}).get(LEVELS_DONE, 0)
+        if trial.status == "TERMINATED":
+            stopped += got < need
+            got = need  # a stopped trial needs no more levels
+        finished_levels += got
+        budget += need
+    budget += levels({}) * max(0, total - len(trials))  # trials not yet suggested
+    share = finished_levels / budget if budget else 0.0
+    eta = f"ETA ~{elapsed * (1 - share) / share:.0f} s" if share > 0 else "ETA unknown"
+    return (f"status: {counts['RUNNING']} running, {counts['PENDING'] + counts['PAUSED']} "
+            f"pending, {counts['TERMINATED'] - stopped} done, {stopped} stopped early, "
+            f"{counts['ERROR']} failed; {100 * share:.0f}% of IMP levels in {elapsed:.0f} s, {eta}")
+
+
+def _lean_state_class():
     from ray import tune
 
-    with_results = tune.with_parameters(trainable.lottery_trainable, results_uri=opts.results_uri)
-    return tune.with_resources(with_results, opts.resources.as_tune())
+    class _LeanTrialState(tune.Callback):
+        """Tune keeps, per trial and numeric metric, windows of the last 5 and 10 values
+        (`last-5-avg`...) in the experiment state: about 2-5 KB per trial that no part of
+        ts3ray reads. An empty window list makes Tune keep only max/min/avg/last, and a
+        finished trial keeps them only for the metrics ts3ray reports (not for Tune's own
+        timers and counters). Touches private attributes; where a Ray version lacks them,
+        nothing changes."""
+
+        def __init__(self, keep: tuple[str, ...]):
+            self.keep = keep
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            metadata = getattr(trial, "run_metadata", None)
+            if metadata is not None and hasattr(metadata, "_n_steps"):
+                metadata._n_steps = ()
+
+        on_trial_restore = on_trial_start
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            metadata = getattr(trial, "run_metadata", None)
+            for name in ("metric_analysis", "metric_n_steps"):
+                stats = getattr(metadata, name, None)
+                if isinstance(stats, dict):
+                    setattr(metadata, name, {k: v for k, v in stats.items() if k in self.keep})
+
+    return _LeanTrialState
+
+
+def LeanTrialState(keep: tuple[str, ...]):  # noqa: N802 - a class made on demand (needs Ray)
+    return _lean_state_class()(keep)
+
+
+def make_trainable(plan: SweepPlan, opts: SweepOptions):
+    """The trainable with its resources and the sweep's shared settings (given once, not in
+    every trial config). The results location is a parameter, so a sweep moved to new
+    storage and resumed writes its rows where it now lives."""
+    from ray import tune
+
+    with_settings = tune.with_parameters(trainable.lottery_trainable,
+                                         settings=sweep_settings(plan, opts))
+    return tune.with_resources(with_settings, opts.resources.as_tune(run_values(plan)))
+
+
+def run_config(plan: SweepPlan, opts: SweepOptions, total: int):
+    from ray import tune
+
+    fs, path = storage.resolve(opts.storage)
+    return tune.RunConfig(
+        name=opts.name,
+        storage_path=path,
+        storage_filesystem=fs,
+        failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=opts.keep_checkpoints),
+        callbacks=sweep_callbacks(plan, opts, total),
+        verbose=opts.verbose,
+    )
 
 
 def make_tuner(plan: SweepPlan, opts: SweepOptions):
     from ray import tune
 
-    trainable_fn = make_trainable(opts)
     searcher = None
     num_samples = 1
     if plan.search:
-        searcher = make_searcher(plan.common, sampler=opts.sampler, seed=opts.seed,
-                                 storage=opts.optuna_storage, study_name=opts.name)
+        searcher = make_searcher(plan.common, objective_metric(plan), sampler=opts.sampler,
+                                 seed=opts.seed, storage=opts.optuna_storage,
+                                 study_name=opts.name,
+                                 total_levels=int(plan.common["rounds"]) + 1)
         num_samples = opts.num_samples
-    run_config = tune.RunConfig(
-        name=opts.name,
-        storage_path=opts.storage,
-        failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[_progress_callback(num_samples * max(1, plan.num_trials))],
-        verbose=opts.verbose,
-    )
+    chooses = plan.selected_on is not None
     tune_config = tune.TuneConfig(
-        metric=METRIC,
-        mode=MODE,
+        metric=objective_metric(plan) if chooses else None,
+        mode=MODE if chooses else None,
         search_alg=searcher,
         scheduler=make_scheduler(plan, opts),
         num_samples=num_samples,
@@ -158,22 +302,26 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
         trial_dirname_creator=trial_dirname,
         reuse_actors=True,  # skip a worker start (torch import) per trial
     )
-    return tune.Tuner(trainable_fn, param_space=param_space(plan, opts),
-                      tune_config=tune_config, run_config=run_config)
+    total = num_samples * max(1, plan.num_trials)
+    return tune.Tuner(make_trainable(plan, opts), param_space=param_space(plan),
+                      tune_config=tune_config, run_config=run_config(plan, opts, total))
 
 
 def restore_tuner(plan: SweepPlan, opts: SweepOptions):
     from ray import tune
 
-    return tune.Tuner.restore(opts.experiment_path, trainable=make_trainable(opts),
-                              resume_unfinished=True, resume_errored=True)
+    fs, path = storage.resolve(opts.experiment_path)
+    return tune.Tuner.restore(path, trainable=make_trainable(plan, opts),
+                              resume_unfinished=True, resume_errored=not opts.restart_errored,
+                              restart_errored=opts.restart_errored, storage_filesystem=fs)
 
 
 def check_experiment(opts: SweepOptions) -> None:
     """--resume needs an experiment to restore; a fresh sweep must not overwrite one."""
     from ray import tune
 
-    exists = tune.Tuner.can_restore(opts.experiment_path)
+    fs, path = storage.resolve(opts.experiment_path)
+    exists = tune.Tuner.can_restore(path, storage_filesystem=fs)
     if opts.resume and not exists:
         raise UserError(f"--resume: {opts.experiment_path} holds no sweep to resume; "
                         "check --storage and --name")
@@ -182,39 +330,126 @@ def check_experiment(opts: SweepOptions) -> None:
                         "pass --resume to finish it or choose another --name")
 
 
+def sweep_record(plan: SweepPlan, opts: SweepOptions) -> dict[str, Any]:
+    """What the sweep computes and how Tune runs it, as JSON values."""
+    what = {"sweep": plan.sweep, "common": plan.common, "cells": plan.cells,
+            "search": plan.search, "searched": list(plan.searched),
+            "selected_on": plan.selected_on}
+    how = {name: getattr(opts, name) for name in FIXED_OPTIONS}
+    return json.loads(json.dumps({"version": 1, "plan": what, "options": how}, default=list))
+
+
+def _record_text(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True)
+
+
+def write_record(plan: SweepPlan, opts: SweepOptions) -> None:
+    """The record of a new sweep, signed together with the tuner.pkl Tune just wrote."""
+    from ts3ray.tune import trust
+
+    record = sweep_record(plan, opts)
+    signed = trust.signature(_record_text(record), trust.tuner_pkl(opts.experiment_path) or b"")
+    storage.write_text_atomic(storage.join(opts.experiment_path, RECORD),
+                              json.dumps({"record": record, "signature": signed}, indent=1))
+
+
+def resume_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Names of what a resume would change, with the stored and the current value."""
+    out = []
+    for name in FIXED_OPTIONS:
+        old, new = stored["options"].get(name), current["options"][name]
+        if old != new:
+            out.append(f"--{name.replace('_', '-')} (stored {old}, now {new})")
+    old_plan, new_plan = stored["plan"], current["plan"]
+    for key in ("sweep", "search", "searched", "selected_on"):
+        if old_plan.get(key) != new_plan[key]:
+            out.append(f"{key} (stored {old_plan.get(key)}, now {new_plan[key]})")
+    common = set(old_plan["common"]) | set(new_plan["common"])
+    for key in sorted(common - set(MOVABLE_FIELDS)):
+        old, new = old_plan["common"].get(key), new_plan["common"].get(key)
+        if old != new:
+            out.append(f"{key} (stored {old}, now {new})")
+    if old_plan["cells"] != new_plan["cells"]:
+        out.append(f"the trials (stored {len(old_plan['cells'])} cells, now "
+                   f"{len(new_plan['cells'])}, or other values)")
+    return out
+
+
+def check_resume(plan: SweepPlan, opts: SweepOptions) -> None:
+    """Before Ray reads anything: the sweep folder is trusted (trust.py: signature, owner),
+    and the resume continues the stored sweep: a changed plan or a changed option that Tune
+    keeps from the first start is refused, naming what differs. (Resources, checkpoint
+    settings, --restart-errored and where the data lives may change: they apply.)"""
+    from ts3ray.tune import trust
+
+    raw = storage.read_bytes(storage.join(opts.experiment_path, RECORD))
+    try:
+        kept = json.loads(raw) if raw is not None else None
+        stored = kept["record"]
+    except (ValueError, TypeError, KeyError):
+        if not opts.trust_storage:
+            raise UserError(f"--resume: {opts.experiment_path} has no valid ts3ray record "
+                            f"({RECORD}): not a sweep this ts3ray started, or changed since; "
+                            "pass --trust-storage to hand it to Tune anyway") from None
+        return
+    if not opts.trust_storage:
+        trust.check_signature(opts.experiment_path, _record_text(stored), kept.get("signature"))
+    trust.check_folder(opts.experiment_path, opts.trust_storage)
+    changed = resume_differences(stored, sweep_record(plan, opts))
+    if changed:
+        raise UserError(f"--resume: this command differs from the stored sweep in "
+                        f"{'; '.join(changed)}; resume with the original command, or start a new "
+                        "sweep with another --name")
+
+
 @dataclass
 class SweepOutcome:
     trials: int
     completed: int
     stopped_early: int
-    errors: list[str]
+    errors: list[str] = field(default_factory=list)
+    compacted: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def record_stops(result_grid, results_uri: str) -> SweepOutcome:
-    """Mark each trial's files: stopped early (at its last epoch) or run to its budget."""
-    completed = stopped = 0
-    errors = []
-    for result in result_grid:
-        metrics = result.metrics or {}
-        trial_id = metrics.get("trial_id")
-        if result.error is not None:
-            errors.append(f"{trial_id or result.path}: {str(result.error).splitlines()[0]}")
-            if trial_id is not None:  # its rows end early: never count it as full budget
-                results.mark_stopped(results_uri, trial_id, True, int(metrics["global_epoch"]))
-            continue
-        if trial_id is None:
-            continue
-        last, budget = int(metrics["global_epoch"]), int(metrics["total_epochs"])
-        early = last < budget
-        results.mark_stopped(results_uri, trial_id, early, last)
-        stopped += early
-        completed += not early
-    return SweepOutcome(len(result_grid), completed, stopped, errors)
+def prepare(plan: SweepPlan, opts: SweepOptions) -> None:
+    """The checks that come before Ray starts: an experiment to resume (trusted, same plan)
+    or none to overwrite."""
+    check_experiment(opts)
+    if opts.resume:
+        check_resume(plan, opts)
 
 
 def run_plan(plan: SweepPlan, opts: SweepOptions) -> SweepOutcome:
-    """Fit (or restore and finish) the sweep, then record early stops in the results."""
-    check_experiment(opts)
-    tuner = restore_tuner(plan, opts) if opts.resume else make_tuner(plan, opts)
+    """Fit (or restore and finish) the sweep, then compact its result files."""
+    from ts3ray.results.compact import compact
+
+    prepare(plan, opts)
+    # CSV/TensorBoard loggers are added by Tune unless this is set; the JSON logger that the
+    # result grid reads is passed explicitly (sweep_callbacks).
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    if opts.resume:
+        tuner = restore_tuner(plan, opts)
+    else:
+        tuner = make_tuner(plan, opts)
+        write_record(plan, opts)
     grid = tuner.fit()
-    return record_stops(grid, opts.results_uri)
+    errors = [f"{r.path.rsplit('/', 1)[-1]}: {str(r.error).splitlines()[0]}"
+              for r in grid if r.error is not None]
+    outcome = SweepOutcome(len(grid), 0, 0, errors)
+    if storage.exists(opts.results_uri):
+        if opts.compact:
+            outcome.compacted = compact(opts.results_uri)
+        outcome.completed, outcome.stopped_early = count_budgets(opts.results_uri)
+    return outcome
+
+
+def count_budgets(results_uri: str) -> tuple[int, int]:
+    """(full-budget trials, trials that stopped before it), derived from the level rows."""
+    from ts3ray.results.load import read_table
+
+    try:
+        levels = read_table(results_uri, "levels")
+    except UserError:  # no trial finished a level
+        return 0, 0
+    per_trial = levels.groupby("trial_id")["stopped_early"].first()
+    return int((~per_trial).sum()), int(per_trial.sum())

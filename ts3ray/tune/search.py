@@ -1,45 +1,84 @@
-"""Optuna search over TS3-Net's method parameters (Sec. IV-C 2): lam, tau, gamma, E1, E2.
+"""Optuna search over TS3-Net's method parameters (Sec. IV-C 2), judged on validation data.
 
-The space is *define-by-run*: lam (Eq. 5), tau (Eq. 6) and gamma (Eq. 7) are uniform in
-[0, 1]; E1 is an integer in [0, epochs] and E2 an integer in [0, epochs - E1], so every
-suggestion satisfies E1 + E2 <= epochs (the third stage takes the remaining epochs) and no
-trial is wasted on an invalid schedule. The paper's defaults are evaluated first.
+The space comes from the parameter registry (`config.METHOD_PARAMS`): lambda (Eq. 5), tau
+(Eq. 6) and gamma (Eq. 7) uniform in [0, 1]; E1 an integer in [0, E - 1]; E2 sampled as a
+*fraction* `e2_frac` in [0, 1] of the epochs E - E1 left after the warm-up, E2 = round(frac
+(E - E1)). Every range is fixed, so multivariate TPE models all five coordinates jointly and
+QMC samples all of them (a range that depended on E1 made QMC fall back to random sampling
+for E2), and every suggestion satisfies E1 + E2 <= E. The paper's defaults are evaluated first.
 
-The study uses no Optuna pruner; early stopping comes from the Tune scheduler (ASHA), and
-Optuna records an ASHA-stopped trial as COMPLETE with its low-budget value.
+Budget awareness (`LevelAwareOptunaSearch`): each finished IMP level reports the objective as
+an intermediate value (step = levels done); a trial that ASHA stopped before its last level
+is told to the study as PRUNED, not COMPLETE with its low-budget value, so TPE ranks it by
+the levels it finished. TPE runs with `constant_liar` so that parallel suggestions spread out.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from ts3ray.config import METHOD_PARAMS
 from ts3ray.errors import UserError
 
-METRIC, MODE = "acc_sparse", "max"
-SEARCHED = ("lam", "tau", "gamma", "e1", "e2")
+MODE = "max"  # every selection signal is an accuracy
+E2_FRACTION = "e2_frac"  # the searched coordinate behind E2 (see module docstring)
+LEVELS_DONE = "levels_done"  # reported by the trainable: completed IMP levels
+LEVEL_END = "level_end"  # true on the report of a level's last epoch
+
+
+def coordinate(name: str) -> str:
+    """The searched coordinate of a parameter (E2 is searched through `e2_frac`)."""
+    return E2_FRACTION if METHOD_PARAMS[name].search == "rest_fraction" else name
+
+
+def rest_epochs(fraction: float, epochs: int, e1: int) -> int:
+    """E2 from its searched fraction: round(fraction x (E - E1)), so E1 + E2 <= E."""
+    return int(round(fraction * (epochs - e1)))
 
 
 @dataclass(frozen=True)
 class MethodSpace:
-    """Define-by-run space for one schedule length `epochs` (picklable: Tune saves it)."""
+    """Define-by-run space for one schedule length `epochs` with fixed ranges (picklable:
+    Tune saves it). It returns the derived E2 beside the sampled coordinates."""
 
     epochs: int
 
-    def __call__(self, trial) -> None:
-        for name in ("lam", "tau", "gamma"):
-            trial.suggest_float(name, 0.0, 1.0)
-        e1 = trial.suggest_int("e1", 0, self.epochs)
-        trial.suggest_int("e2", 0, self.epochs - e1)  # E1 + E2 <= E
+    def __call__(self, trial) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        derived: dict[str, Any] = {}
+        for name, param in METHOD_PARAMS.items():  # registry order: E1 before E2
+            if param.search == "unit":
+                values[name] = trial.suggest_float(name, 0.0, 1.0)
+            elif param.search == "epochs":
+                values[name] = trial.suggest_int(name, 0, self.epochs - 1)  # E1 < E
+            else:  # "rest_fraction"
+                fraction = trial.suggest_float(E2_FRACTION, 0.0, 1.0)
+                derived[name] = rest_epochs(fraction, self.epochs, values["e1"])
+        return derived  # added to the suggested values by OptunaSearch
 
-    def contains(self, point: dict[str, Any]) -> bool:
-        floats_ok = all(0.0 <= point[k] <= 1.0 for k in ("lam", "tau", "gamma"))
-        return floats_ok and 0 <= point["e1"] and 0 <= point["e2"] <= self.epochs - point["e1"]
+    def point(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The searched coordinates of a configuration (e.g. the paper's defaults)."""
+        e1 = int(values["e1"])
+        if not (0 <= e1 < self.epochs and 0 <= values["e2"] <= self.epochs - e1):
+            raise UserError(f"the base point e1={values['e1']}, e2={values['e2']} lies outside "
+                            f"the search space (E1 < E = {self.epochs}, E1 + E2 <= E)")
+        point = {}
+        for name, param in METHOD_PARAMS.items():
+            if param.search == "rest_fraction":
+                rest = self.epochs - e1
+                point[E2_FRACTION] = values[name] / rest if rest else 0.0
+            else:
+                point[name] = values[name]
+        return point
 
 
 def _tpe(seed: int):
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed)
+    # multivariate: the coordinates interact (E1/E2 share the schedule; tau and gamma act
+    # together in refinement); constant_liar: running trials count as bad guesses so that
+    # parallel suggestions do not pile up on one point.
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
 
 
 def _random(seed: int):
@@ -69,23 +108,56 @@ def optuna_storage(spec: str | None):
     return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
 
-def make_searcher(base: dict[str, Any], *, sampler: str = "tpe", seed: int = 0,
-                  storage: str | None = None, study_name: str | None = None):
-    """OptunaSearch over `MethodSpace(base['epochs'])`, starting from the base values."""
+def level_aware_search_class():
+    """OptunaSearch that reports per level and tells ASHA-stopped trials as PRUNED (a
+    function, so that importing this module needs no Ray)."""
+    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    class LevelAwareOptunaSearch(OptunaSearch):
+        def __init__(self, *args, total_levels: int, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.total_levels = total_levels  # R + 1: a full-budget trial finishes all
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if result.get(LEVEL_END) and trial_id not in self._completed_trials:
+                self._ot_trials[trial_id].report(result[self.metric], result[LEVELS_DONE])
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                              error: bool = False) -> None:
+            stopped = (result and not error and trial_id not in self._completed_trials
+                       and result.get(LEVELS_DONE, 0) < self.total_levels)
+            if not stopped:
+                super().on_trial_complete(trial_id, result, error)
+                return
+            ot_trial = self._ot_trials[trial_id]
+            if result.get(LEVEL_END):  # Tune skips on_trial_result for a stopping report
+                ot_trial.report(result[self.metric], result[LEVELS_DONE])
+            self._ot_study.tell(ot_trial, None, state=optuna.trial.TrialState.PRUNED)
+            self._completed_trials.add(trial_id)
+
+    return LevelAwareOptunaSearch
+
+
+def check_sampler(sampler: str) -> None:
     if sampler not in SAMPLERS:
         raise UserError(f"--sampler={sampler!r} is not allowed: one of {', '.join(SAMPLERS)}")
+
+
+def make_searcher(base: dict[str, Any], metric: str, *, sampler: str = "tpe", seed: int = 0,
+                  storage: str | None = None, study_name: str | None = None,
+                  total_levels: int | None = None):
+    """A level-aware OptunaSearch over `MethodSpace(base['epochs'])` maximising `metric`,
+    starting from the base values."""
+    check_sampler(sampler)
     space = MethodSpace(int(base["epochs"]))
-    first = {k: base[k] for k in SEARCHED}
-    if not space.contains(first):
-        raise UserError(f"the base point {first} lies outside the search space")
-    return OptunaSearch(
+    return level_aware_search_class()(
         space=space,
-        metric=METRIC,
+        metric=metric,
         mode=MODE,
-        points_to_evaluate=[first],
+        points_to_evaluate=[space.point(base)],
         sampler=SAMPLERS[sampler](seed),
         storage=optuna_storage(storage),
         study_name=study_name,
+        total_levels=total_levels or int(base["rounds"]) + 1,
     )

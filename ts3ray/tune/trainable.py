@@ -1,50 +1,117 @@
-"""The Ray Tune function trainable: one lottery run per trial.
+"""The Ray Tune function trainable: one lottery run per trial, lean on Tune's side.
 
-The trial's config holds the `RunConfig` fields as top-level keys (so Tune's `config/<name>`
-columns and Optuna see them), optionally a `cell` dict of per-trial values (grid sweeps),
-and sweep keys starting with `_`. The dataset is loaded on the worker from `data_root`
-(an absolute path set by the driver), never shipped in a closure.
+What a trial's *config* holds is only what differs between trials: a grid cell (`cell`) or
+Optuna's suggestions. The values every trial shares and the sweep's settings reach the
+trainable once through `tune.with_parameters` (`SweepSettings`), not 10,000 copies in the
+experiment state. The dataset is loaded on the worker from `data_root` (an absolute path or
+URI set by the driver), never shipped in a closure.
 
-After every epoch the trial reports all epoch metrics with `global_epoch` as the time axis
-across IMP rounds; every `_checkpoint_every` epochs (and at the end) the report carries a
-checkpoint of the full run state, from which a retried or resumed trial continues, and the
-trial rewrites its Parquet files (results.py) first, so they hold what the checkpoint holds.
-Under a scheduler that may stop the trial silently after any report (ASHA), the files are
-rewritten after every epoch instead.
+What Tune *sees* is what its scheduler and searcher use: `levels_done` (completed IMP levels,
+ASHA's time axis), `level_end`, the sweep's objective column where it has one, and one
+`progress` string for the sweep's status lines. Every row of the run lives in the Parquet
+files (results.py). A trial reports at every level end, at every checkpoint, and otherwise at
+most every `HEARTBEAT_S` seconds.
+
+Rows are appended (results.TrialWriter) at every level end and before every checkpoint, so
+the files hold at least what a checkpoint holds; ASHA can only stop a trial at a level end,
+right after such a write. Checkpoints (the full run state) are taken at a level end when at
+least `MIN_CHECKPOINT_GAP_S` passed since the previous one, every `checkpoint_every` epochs if
+set, and whenever `checkpoint_minutes` passed; never at a trial's last epoch (nothing is left
+to resume). So a trial checkpoints at most about once a minute on its own, and with Tune
+keeping two checkpoints per trial it never checkpoints twice between two experiment-state
+snapshots (taken every 10 s or more often): Tune has no reason to force a blocking sync.
 """
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ts3ray.config import FIELD_NAMES, make_config
+from ts3ray.config import FIELD_NAMES, SELECTION_COLUMNS, make_config
 from ts3ray.tune import results
+from ts3ray.tune.search import LEVEL_END, LEVELS_DONE
 
 STATE_FILE = "state.pt"
+ATTEMPT_FILE = "attempt.json"
 CELL = "cell"
-SWEEP = "_sweep"
-CHECKPOINT_EVERY = "_checkpoint_every"
-WRITE_EVERY_EPOCH = "_write_every_epoch"  # set when a scheduler may stop the trial
 CRASH_AT_EPOCH = "_crash_at_epoch"  # tests only: kill the worker once at this epoch
+PROGRESS = "progress"
+HEARTBEAT_S = 30.0
+MIN_CHECKPOINT_GAP_S = 60.0
 
 
-def run_values(trial_config: dict[str, Any]) -> dict[str, Any]:
-    """The RunConfig fields of a trial: top-level fields, then the grid cell's values."""
-    merged = {**trial_config, **trial_config.get(CELL, {})}
-    return {k: v for k, v in merged.items() if k in FIELD_NAMES}
+@dataclass(frozen=True)
+class SweepSettings:
+    """What every trial of a sweep shares (given once through tune.with_parameters)."""
+
+    sweep: str
+    common: dict[str, Any]  # RunConfig values shared by all trials
+    results_uri: str
+    checkpoint_every: int | None = None  # epochs; None: level ends and the timer only
+    checkpoint_minutes: float = 10.0
+    selected_on: str | None = None  # val | clean_val | test, or None: the sweep chooses nothing
+    gpu_memory_fraction: float | None = None  # torch's per-process cap on a shared GPU
+
+    @property
+    def objective(self) -> str | None:
+        return SELECTION_COLUMNS[self.selected_on] if self.selected_on else None
+
+
+@dataclass(frozen=True)
+class RunValues:
+    """The RunConfig values of a trial: the shared ones, then its cell or suggestions
+    (picklable: the driver's scheduler and callbacks keep one)."""
+
+    common: dict[str, Any]
+
+    def __call__(self, trial_config: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self.common, **trial_config, **trial_config.get(CELL, {})}
+        return {k: v for k, v in merged.items() if k in FIELD_NAMES}
+
+
+@dataclass(frozen=True)
+class TotalLevels:
+    """IMP levels (R + 1) of a trial: the scheduler's max_t."""
+
+    run_values: RunValues
+
+    def __call__(self, trial_config: dict[str, Any]) -> int:
+        return int(self.run_values(trial_config)["rounds"]) + 1
 
 
 def sweep_value(trial_config: dict[str, Any], key: str, default=None):
     return trial_config.get(CELL, {}).get(key, trial_config.get(key, default))
 
 
-def trial_cpus(trial_config: dict[str, Any]) -> int:
+def progress_text(record: dict[str, Any], run, attempt: int) -> str:
+    """`epoch 12/40 val=55.10% test=88.33% attempt 1`: for status lines, not for choices."""
+    shown = " ".join(f"{name}={100 * record[column]:.2f}%"
+                     for name, column in SELECTION_COLUMNS.items()
+                     if not math.isnan(record[column]))
+    return f"epoch {record['global_epoch']}/{run.total_epochs} {shown} attempt {attempt}"
+
+
+def tune_metrics(record: dict[str, Any], run, attempt: int, objective: str | None) -> dict[str, Any]:
+    """What Tune sees of a report (module docstring)."""
+    metrics = {
+        LEVELS_DONE: run.level,  # completed IMP levels: the scheduler's time axis
+        LEVEL_END: record["epoch"] == run.config.epochs,
+        PROGRESS: progress_text(record, run, attempt),
+    }
+    if objective is not None:
+        metrics[objective] = record[objective]
+    return metrics
+
+
+def trial_cpus() -> int:
     """Whole CPUs Ray gave this trial (at least 1): torch's thread count."""
     from ray import tune
 
@@ -64,7 +131,7 @@ def assigned_device(requested: str) -> str:
     return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
 
-def report(metrics: dict[str, Any], run, with_checkpoint: bool) -> None:
+def report(metrics: dict[str, Any], run, attempt: int, with_checkpoint: bool) -> None:
     """`tune.report`, with a checkpoint of the full run state (state.pt) when asked."""
     from ray import tune
 
@@ -73,20 +140,27 @@ def report(metrics: dict[str, Any], run, with_checkpoint: bool) -> None:
         return
     with tempfile.TemporaryDirectory(prefix="ts3ray-ckpt-") as directory:
         torch.save(run.state_dict(), Path(directory) / STATE_FILE)
+        (Path(directory) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def load_checkpoint(run, checkpoint) -> None:
+def load_checkpoint(run, checkpoint) -> int:
+    """Restore `run`; returns the attempt that wrote the checkpoint."""
     with checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+        attempt_file = Path(directory) / ATTEMPT_FILE
+        attempt = json.loads(attempt_file.read_text())["attempt"] if attempt_file.exists() else 0
     run.load_state_dict(state)
+    return int(attempt)
 
 
 def crash_once(trial_config: dict[str, Any], results_uri: str, trial_id: str,
                global_epoch: int) -> None:
-    """Tests: end the worker process abruptly the first time `global_epoch` is reached
-    (a marker under the local results directory remembers that it happened)."""
-    if sweep_value(trial_config, CRASH_AT_EPOCH) != global_epoch:
+    """Tests: end the worker process abruptly the first time `global_epoch` is reached (the
+    cell's value: an epoch or a list of epochs; a marker under the local results directory
+    remembers that it happened)."""
+    planned = sweep_value(trial_config, CRASH_AT_EPOCH)
+    if global_epoch not in (planned if isinstance(planned, list) else [planned]):
         return
     marker = Path(results_uri) / "_crashed" / f"{trial_id}-{global_epoch}"
     if not marker.exists():
@@ -95,9 +169,34 @@ def crash_once(trial_config: dict[str, Any], results_uri: str, trial_id: str,
         os._exit(1)
 
 
-def lottery_trainable(trial_config: dict[str, Any], results_uri: str) -> None:
-    """Run (or continue) one lottery run, reporting every epoch to Tune; its Parquet rows go
-    to `results_uri` (given through tune.with_parameters, see runner.make_trainable)."""
+class CheckpointClock:
+    """When to checkpoint (module docstring): level ends a minute apart, every K epochs (if
+    set), on a timer; never after the last epoch."""
+
+    def __init__(self, settings: SweepSettings):
+        self.every, self.seconds = settings.checkpoint_every, 60.0 * settings.checkpoint_minutes
+        self.last = time.monotonic()
+
+    def due(self, run, record: dict[str, Any]) -> bool:
+        if run.done:
+            return False
+        waited = time.monotonic() - self.last
+        level_end = record["epoch"] == run.config.epochs and waited >= MIN_CHECKPOINT_GAP_S
+        every = self.every is not None and run.global_epoch % self.every == 0
+        if level_end or every or waited >= self.seconds:
+            self.last = time.monotonic()
+            return True
+        return False
+
+
+def gpu_hygiene(device: str, settings: SweepSettings) -> None:
+    """A trial sharing a GPU keeps to its share of the memory when asked."""
+    if device.startswith("cuda") and settings.gpu_memory_fraction:
+        torch.cuda.set_per_process_memory_fraction(settings.gpu_memory_fraction)
+
+
+def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> None:
+    """Run (or continue) one lottery run; its rows go to `settings.results_uri`."""
     import ray
     from ray import tune
 
@@ -105,34 +204,35 @@ def lottery_trainable(trial_config: dict[str, Any], results_uri: str) -> None:
 
     started_at = time.time()
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
-    torch.set_num_threads(trial_cpus(trial_config))
-    values = run_values(trial_config)
+    torch.set_num_threads(trial_cpus())
+    values = RunValues(settings.common)(trial_config)
     values["device"] = assigned_device(str(values.get("device", "auto")))
-    config = make_config(values)
-    run = LotteryRun(config)
+    gpu_hygiene(values["device"], settings)
+    run = LotteryRun(make_config(values))
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        load_checkpoint(run, checkpoint)
-
+    previous_attempt = load_checkpoint(run, checkpoint) if checkpoint is not None else 0
     trial_id = tune.get_context().get_trial_id()
     info = results.TrialInfo(
-        sweep=trial_config[SWEEP],
-        trial_id=trial_id,
-        attempt=results.next_attempt(results_uri, trial_id),
-        node=ray.get_runtime_context().get_node_id(),
-        resumed_from=run.global_epoch,
-        started_at=started_at,
-    )
-    every = int(trial_config.get(CHECKPOINT_EVERY, 1))
-    if run.done:  # restored from its final checkpoint (driver died before recording it)
-        results.write_trial(results_uri, info, run)
-        last = {**run.epoch_rows[-1], "total_epochs": run.total_epochs, "attempt": info.attempt}
-        report(last, run, with_checkpoint=True)
-        return
-    for record in run.epochs():
-        crash_once(trial_config, results_uri, trial_id, record["global_epoch"])
-        due = run.done or run.global_epoch % every == 0
-        if due or trial_config.get(WRITE_EVERY_EPOCH):
-            results.write_trial(results_uri, info, run)
-        metrics = {**record, "total_epochs": run.total_epochs, "attempt": info.attempt}
-        report(metrics, run, with_checkpoint=due)
+        sweep=settings.sweep, trial_id=trial_id, attempt=previous_attempt + 1,
+        node=ray.get_runtime_context().get_node_id(), resumed_from=run.global_epoch,
+        started_at=started_at, selected_on=settings.selected_on)
+    writer = results.TrialWriter(settings.results_uri, info, run)
+    try:
+        if run.done:  # restored from its final checkpoint: every row is already written
+            metrics = tune_metrics(run.epoch_rows[-1], run, info.attempt, settings.objective)
+            report(metrics, run, info.attempt, with_checkpoint=False)
+            return
+        clock, last_report = CheckpointClock(settings), time.monotonic()
+        for record in run.epochs():
+            crash_once(trial_config, settings.results_uri, trial_id, record["global_epoch"])
+            level_end = record["epoch"] == run.config.epochs
+            due = clock.due(run, record)
+            if due or level_end:
+                writer.flush(run)
+            if due or level_end or time.monotonic() - last_report >= HEARTBEAT_S:
+                metrics = tune_metrics(record, run, info.attempt, settings.objective)
+                report(metrics, run, info.attempt, with_checkpoint=due)
+                last_report = time.monotonic()
+    finally:
+        if values["device"].startswith("cuda"):
+            torch.cuda.empty_cache()  # reused actors start the next trial with a clean cache

@@ -1,0 +1,38 @@
+"""`ts3ray results compact DIR`: merge a sweep's small Parquet files into one per table.
+
+DIR is a sweep folder `<storage>/<name>` or its `results/` folder, local or a URI. Safe to
+run again, and while the sweep still runs (results/compact.py).
+"""
+from __future__ import annotations
+
+import argparse
+
+from ts3ray import storage
+from ts3ray.errors import UserError
+from ts3ray.results.compact import compact
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = sub.add_parser("compact", help="one Parquet file per table (idempotent)")
+    run.add_argument("results", metavar="DIR", help="a sweep folder or its results/ folder")
+
+
+def results_location(location: str) -> str:
+    """The `results/` folder of a sweep folder, or the folder itself if it is one."""
+    if not storage.exists(location):
+        raise UserError(f"DIR '{location}' does not exist")
+    inner = storage.join(location, "results")
+    if storage.exists(inner):
+        return inner
+    if any(storage.exists(storage.join(location, t)) for t in storage.TABLES):
+        return location
+    raise UserError(f"DIR '{location}' holds no sweep results (expected results/epochs and "
+                    "results/levels, or epochs/ and levels/)")
+
+
+def main(args: argparse.Namespace) -> int:
+    location = results_location(args.results)
+    for table, (before, after) in compact(location).items():
+        print(f"{table}: {before} file(s) -> {after}")
+    return 0
