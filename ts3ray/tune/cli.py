@@ -111,16 +111,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sweep(name: str, argv: list[str]) -> int:
-    """Entry point of `sweeps/NAME.py`: parse `argv`, run, turn UserError into exit 2."""
-    parser = argparse.ArgumentParser(prog=f"sweeps/{name}.py", description=SWEEPS[name].help)
+    """Entry point of `sweeps/NAME.py`: parse `argv` and run, every error one line (the guard
+    of `ts3ray`: exit 2 for bad input, 130 for Ctrl-C, --debug for the traceback)."""
+    from ts3ray.cli import DEBUG_FLAG, OneLineParser, debug_requested, run_guarded
+
+    parser = OneLineParser(prog=f"sweeps/{name}.py", description=SWEEPS[name].help)
     add_sweep_arguments(parser, name)
-    args = parser.parse_args(argv)
-    args.command_argv = ["sweep", name, *argv]
-    try:
+    given = [a for a in argv if a != DEBUG_FLAG]
+
+    def sweep() -> int:
+        args = parser.parse_args(given)
+        args.command_argv = ["sweep", name, *argv]
         return main(args)
-    except UserError as err:
-        print(f"ts3ray: error: {err}", file=sys.stderr)
-        return err.exit_code
+
+    return run_guarded(sweep, debug=debug_requested(argv))
 
 
 # -- from arguments to a plan and options --------------------------------------------------
@@ -179,6 +183,10 @@ def check_storage(location: str) -> str:
         raise UserError(f"--storage={location!r} is not usable: {str(err).splitlines()[0]}")
     if kind == "File":
         raise UserError(f"--storage={location!r} is a file: give a directory or a URI")
+    if storage.is_local(location):
+        from ts3ray.paths import check_output_dir
+
+        check_output_dir(storage.resolve(location)[1], "--storage")
     return location
 
 

@@ -85,12 +85,12 @@ BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 
 def _worker_types(path: str) -> dict[str, dict]:
     """The autoscaler's worker types that may start ({} off a launcher head)."""
-    import yaml
+    from ts3ray.yaml_input import read_yaml_file
 
     file = Path(path).expanduser()
     if not file.is_file():
         return {}
-    config = yaml.safe_load(file.read_text()) or {}
+    config = read_yaml_file(file) or {}
     types = config.get("available_node_types") or {}
     head = config.get("head_node_type")
     return {name: spec for name, spec in types.items()

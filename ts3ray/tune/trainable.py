@@ -138,8 +138,11 @@ def report(metrics: dict[str, Any], run, attempt: int, with_checkpoint: bool) ->
     if not with_checkpoint:
         tune.report(metrics)
         return
+    from ts3ray.torch_files import save
+
     with tempfile.TemporaryDirectory(prefix="ts3ray-ckpt-") as directory:
-        torch.save(run.state_dict(), Path(directory) / STATE_FILE)
+        with open(Path(directory) / STATE_FILE, "wb") as stream:
+            save(run.state_dict(), stream, str(Path(directory) / STATE_FILE))
         (Path(directory) / ATTEMPT_FILE).write_text(json.dumps({"attempt": attempt}))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
