@@ -300,7 +300,8 @@ def test_dividemix_epoch_uses_mixup_coefficient_at_least_one_half(data, monkeypa
 def test_ensemble_prediction_sums_both_networks(data):
     nets = build_nets("dividemix")
     models = {n: net.model for n, net in nets.items()}
-    x = torch.cat([b.x for b in eval_batches(data.test_x, batch_size=1024, mean=data.dataset.mean,
+    test = data.eval_sets["test"]
+    x = torch.cat([b.x for b in eval_batches(test.x, batch_size=1024, mean=data.dataset.mean,
                                              std=data.dataset.std, device=CPU)])
     with torch.no_grad():
         both = peers.predict(models, ("S", "D"), x)
@@ -309,7 +310,7 @@ def test_ensemble_prediction_sums_both_networks(data):
     assert torch.equal(alone, models["S"](x))
     ensemble = make_options("dividemix", "cifar10", overrides={"evaluate": "ensemble"})
     assert METHODS["dividemix"].evaluated(ensemble) == ("S", "D")
-    expected = (both.argmax(1) == data.test_y).double().mean().item()
+    expected = (both.argmax(1) == test.y).double().mean().item()
     assert peers.accuracy(data, models, ("S", "D")).item() == pytest.approx(expected)
     assert models["S"].training and models["D"].training  # modes restored
 

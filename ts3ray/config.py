@@ -40,6 +40,10 @@ ORDERS = ("sparse_first", "dense_first")
 ALTERNATE_MODES = ("pass", "parity")
 NOISE_CONVENTIONS = ("sample", "exact")
 DEVICES = ("auto", "cpu", "cuda")  # no mps: the epoch statistics are float64
+# Methods inside IMP (ts3ray/method/methods.py), in the row order of the paper's Tables I-III:
+# the baseline (plain CE), the competitors, TS3-Net. Plain data so that the torch-free result
+# layer can order its rows; method/methods.py checks that it matches its registry.
+METHOD_NAMES = ("ce", "sce", "apl", "mae", "itlm", "coteaching", "jocor", "dividemix", "ts3net")
 MAX_VAL_FRACTION = 0.5
 
 
@@ -95,7 +99,9 @@ class RunConfig:
     noise_convention: str = "sample"  # "sample": per-sample draw from T (official code)
     # model and method
     arch: str = "lenet_300_100"
-    variant: str = "full"
+    method: str = "ts3net"  # which method IMP trains (METHOD_NAMES); TS3-Net: + `variant`
+    method_options: str = ""  # a competitor's options, "key=value,..." (docs/METHODS.md)
+    variant: str = "full"  # TS3-Net's Table VII / X variant (method=ts3net only)
     selection: str = "rate"  # "rate": small-loss with rate r (Eq. 2); "gmm": unknown eps
     select_rate: float | None = None  # None: r = eps, or eps/2 for asymmetric noise
     lam: float = 0.5  # lambda, Eq. 5
@@ -256,10 +262,18 @@ def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = 
     values = dict(DATASET_DEFAULTS.get(dataset, {}))
     if parsed.get("noise") == "none":
         values["noise_rate"] = 0.0  # clean labels unless the user also set a rate (refused)
+    if "method_options" in parsed:  # one spelling, one run_id
+        parsed["method_options"] = canonical_options(parsed["method_options"])
     values.update(parsed)
     config = RunConfig(**values)
     validate(config, check_files=check_files)
     return config
+
+
+def canonical_options(text: str) -> str:
+    """`method_options` as "a=1,b=2": items sorted by key, blanks dropped."""
+    items = [i.strip() for i in str(text).replace(" ", ",").split(",") if i.strip()]
+    return ",".join(sorted(items, key=lambda item: item.partition("=")[0]))
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -281,6 +295,7 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     _one_of("noise", c.noise, data.NOISE_KINDS)
     _one_of("noise_convention", c.noise_convention, NOISE_CONVENTIONS)
     _one_of("arch", c.arch, models.MODEL_NAMES)
+    _one_of("method", c.method, METHOD_NAMES)
     _one_of("variant", c.variant, VARIANTS)
     _one_of("selection", c.selection, SELECTIONS)
     _one_of("order", c.order, ORDERS)
@@ -322,6 +337,9 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     _check(c.weight_decay >= 0, "weight_decay", c.weight_decay, "a number >= 0")
     _check(0 <= c.momentum < 1, "momentum", c.momentum, "0 <= momentum < 1")
     _check(c.lr_decay_factor > 0, "lr_decay_factor", c.lr_decay_factor, "a positive number")
+    from ts3ray.method.methods import check_method
+
+    check_method(c)  # method_options known and valid for the method; variant only for ts3net
     if check_files:
         data.check_available(c.dataset, c.data_root)
 

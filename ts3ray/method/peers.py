@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from ts3ray import pruning
-from ts3ray.data.batches import eval_batches
 from ts3ray.method import peer_losses as PL
 from ts3ray.method.losses import masked_mean, per_sample_ce, small_loss_count, small_loss_mask
 from ts3ray.method.peer_data import generator, subset_batches, train_losses
@@ -201,16 +200,7 @@ def predict(models: dict[str, nn.Module], names: tuple[str, ...], x: torch.Tenso
     return out
 
 
-@torch.no_grad()
 def accuracy(data, models: dict[str, nn.Module], names: tuple[str, ...]) -> torch.Tensor:
-    """Test accuracy of `predict` as a 0-dim device tensor (eval mode; modes restored)."""
-    modes = {n: models[n].training for n in names}
-    for n in names:
-        models[n].eval()
-    correct = torch.zeros((), dtype=torch.int64, device=data.device)
-    for x, y, _ in eval_batches(data.test_x, data.test_y, batch_size=data.eval_batch_size,
-                                mean=data.dataset.mean, std=data.dataset.std, device=data.device):
-        correct += (predict(models, names, x).argmax(dim=1) == y).sum()
-    for n in names:
-        models[n].train(modes[n])
-    return correct.double() / data.test_y.shape[0]
+    """Test accuracy of `predict` as a 0-dim device tensor (eval mode; modes restored):
+    `TrainingData.accuracies` over the networks `names`, on the test set."""
+    return data.accuracies(models, names)["test"]
