@@ -67,6 +67,7 @@ class ImpMethod:
     step: Callable[[dict[str, Net], MethodEpoch], None]
     joint_optimizer: bool = False
     options: Any = None  # a competitor's options dataclass; None for TS3-Net
+    select_rate: float | None = None  # r of a competitor that selects by a rate (Eq. 2 rules)
     why_pruned: str = ""
 
 
@@ -109,19 +110,22 @@ def _peer(config: RunConfig) -> ImpMethod:
         overrides["warmup_epochs"] = config.e1
     options = make_options(spec.name, config.dataset, config.noise, config.noise_rate,
                            overrides)
-    select_rate = config.effective_select_rate() if spec.uses_select_rate else 0.0
+    # the same eps rules as TS3-Net: r = eps, eps/2 for asymmetric noise (not CIFAR-100),
+    # or the config's select_rate
+    select_rate = config.effective_select_rate() if spec.uses_select_rate else None
 
     def stage(epoch: int) -> str:
         return spec.stage(epoch, options)
 
     def step(nets: dict[str, Net], ctx: MethodEpoch) -> None:
         spec.epoch(nets, PeerContext(ctx.data, options, key=ctx.key, epoch=ctx.epoch,
-                                     select_rate=select_rate, seed=ctx.seed, stats=ctx.stats,
+                                     select_rate=select_rate or 0.0, seed=ctx.seed,
+                                     stats=ctx.stats,
                                      state=ctx.state))
 
     return ImpMethod(spec.name, spec.networks, spec.pruned_networks(prune),
                      spec.evaluated(options), stage, step, spec.joint_optimizer, options,
-                     spec.why_pruned)
+                     select_rate, spec.why_pruned)
 
 
 def resolve_method(config: RunConfig) -> ImpMethod:
