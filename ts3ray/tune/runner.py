@@ -126,7 +126,7 @@ def _progress_callback(total: int):
             self.finished += 1
             last = trial.last_result or {}
             values = trainable.run_values(trial.config)
-            keys = ("dataset", "variant", *METHOD_PARAMS, "prune_fraction", "seed")
+            keys = ("dataset", "method", "variant", *METHOD_PARAMS, "prune_fraction", "seed")
             shown = " ".join(f"{k}={_short(values[k])}" for k in keys)
             accuracies = " ".join(f"{name}={100 * last[column]:.2f}%"
                                   for name, column in SELECTION_COLUMNS.items()
