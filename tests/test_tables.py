@@ -246,7 +246,7 @@ def test_compare_table_rows_cells_and_params(tmp_path, capsys):
     assert full.cells[1].mean == pytest.approx(86.0)  # two seeds: 87 and 85
     assert full.cells[1].std == pytest.approx(1.4142136)  # sample std of (87, 85)
     # Params (M) = 520,000 x (1 - 0.875) / 1e6 = 0.065; Non-zero: 500,000 x 0.5^3 = 62,500
-    assert full.cells[2].mean == pytest.approx(0.065) and full.cells[2].decimals == 2
+    assert full.cells[2].mean == pytest.approx(0.065) and full.cells[2].decimals == 3
     assert full.cells[3].mean == 62_500 and full.cells[3].decimals == 0
     # TS3-Net (dense): D's acc_dense_last (0.5) in the same trials, the dense parameter count
     assert dense.cells[1].mean == pytest.approx(50.0) and dense.cells[2].mean == pytest.approx(0.52)
@@ -256,9 +256,9 @@ def test_compare_table_rows_cells_and_params(tmp_path, capsys):
     compare_frame().to_parquet(path)
     code, out, _ = run_cli(["table", "compare", str(path)], capsys)
     assert code == 0
-    assert "| ts3net | **91.00** | **86.00 ± 1.41** | 0.07 | 62500 |" in out
+    assert "| ts3net | **91.00** | **86.00 ± 1.41** | 0.065 | 62500 |" in out
     assert "| ts3net (dense) | 50.00 | 50.00 ± 0.00 | 0.52 | – |" in out
-    assert "| ce | 75.00 | 60.00 | 0.07 | 62500 |" in out
+    assert "| ce | 75.00 | 60.00 | 0.065 | 62500 |" in out
     assert "sparsity used: 87.5%" in out and "total parameters x (1 - sparsity)" in out
 
 

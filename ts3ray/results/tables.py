@@ -12,6 +12,7 @@ holds several trials. Fractions in [0, 1] (all `acc_*` columns) are shown as per
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -302,7 +303,7 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
             for value in display_order(row_key, part[row_key]):
                 mine = part[part[row_key] == value]
                 cells = [summarize(mine.loc[mine["_noise"] == n, "_value"]) for n in noises]
-                cells += [_count(mine["_params"] / 1e6, 2), _count(mine["_nonzero"], 0)]
+                cells += [_count(mine["_params"] / 1e6, None), _count(mine["_nonzero"], 0)]
                 table_rows.append(Row(str(value), cells))
             mark_best(table_rows, columns=list(range(len(noises))))
             columns = [Label(n) for n in noises] + [Label(t) for t in PARAM_HEADERS]
@@ -342,8 +343,11 @@ def _dense_rows(final: pd.DataFrame, dense_metric: str, unit: str) -> pd.DataFra
                          "_nonzero": np.nan})  # D's own count is not recorded
 
 
-def _count(values: pd.Series, decimals: int) -> Cell:
-    """Mean of a parameter count over the row's trials, no std."""
+def _count(values: pd.Series, decimals: int | None) -> Cell:
+    """Mean of a parameter count over the row's trials, no std; `decimals` None: two, or
+    as many as two significant digits need (0.28, 17.30, 0.033 for MNIST's 87.5% ticket)."""
     cell = summarize(values.astype(float))
+    if decimals is None and cell.mean:
+        decimals = max(2, 1 - math.floor(math.log10(abs(cell.mean))))
     cell.std, cell.decimals = None, decimals
     return cell
