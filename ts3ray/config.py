@@ -14,7 +14,11 @@ gamma 0.5; MNIST E/E1/E2 = 40/10/20; CIFAR E/E1/E2 = 120/20/60 with lr 0.1 -> 0.
   0.01, against 94.90% / 75.76% with 0.05; the paper reports 97.11% / 84.82%) and 0.05 for
   the 1,437-image digits set, whose 6 steps per epoch need the larger rate to train within
   its short schedules.
-* weight decay 1e-4: the paper gives none; this is the official code's value.
+* weight decay 1e-4: the paper gives none; this is the official code's value. MNIST uses
+  none (below).
+* MNIST (the issue-12 study, benchmarks/mnist_study.py): 50,000 training images
+  (val_fraction = 1/6 holds out 10,000 of the 60,000 as validation data), the output layer
+  pruned, no weight decay: the paper's stated protocol where it states or shows one.
 
 `METHOD_PARAMS` is the one registry of the method parameters that sweeps vary (lambda, tau,
 gamma, E1, E2): their equation, range, type, display labels, paper default and Table IX
@@ -176,11 +180,20 @@ def _no_negative_zero(value: Any) -> Any:
 
 # Paper defaults per dataset (Sec. IV-A); applied under the user's own values.
 _MNIST_LIKE = dict(arch="lenet_300_100", epochs=40, e1=10, e2=20, lr=0.01, lr_decay_epochs=())
+# MNIST follows the paper's stated protocol where it is stated or shown (issue 12 study,
+# benchmarks/mnist_study.py, real MNIST sym-40%, p_f 0.5, R 3, seed 0; numbers in the module
+# docstring): 50,000 training images (Sec. IV-A; 10,000 of the 60,000 held out, a
+# validation set), the output layer pruned (Fig. 12 shows the ticket's output-layer
+# weights; the official code prunes it on MNIST), no weight decay (Sec. IV-A names none; the
+# official code's 1e-4 remains an option), batch 256 and a constant lr (Sec. IV-A; 0.01, as
+# 1.0 diverges).
+MNIST_TRAIN_HOLDOUT = 1 / 6  # 60,000 -> 50,000 training + 10,000 validation images
+_MNIST = dict(_MNIST_LIKE, val_fraction=MNIST_TRAIN_HOLDOUT, prune_output=True, weight_decay=0.0)
 _DIGITS = dict(_MNIST_LIKE, lr=0.05)
 _CIFAR = dict(epochs=120, e1=20, e2=60, lr=0.1, lr_decay_epochs=(40,), lr_decay_factor=0.1)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": _DIGITS,
-    "mnist": _MNIST_LIKE,
+    "mnist": _MNIST,
     "fashion-mnist": _MNIST_LIKE,
     "cifar10": dict(_CIFAR, arch="cifar_cnn"),
     "cifar100": dict(_CIFAR, arch="vgg16"),
