@@ -217,3 +217,15 @@ def test_method_options_have_one_spelling():
                     check_files=False)
     assert a.method_options == "lam=0.5,t_k=5" and a.run_id == b.run_id
     assert resolve_method(a).options.lam == 0.5 and resolve_method(a).options.t_k == 5
+
+
+def test_run_cli_refuses_bad_method_options_before_writing(tmp_path, capsys):
+    from ts3ray.cli import main
+
+    out = tmp_path / "run"
+    code = main(["run", "dataset=digits", "method=jocor", "method_options=lam=2", "--out",
+                 str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "lam=2.0 is not allowed: a number in [0, 1]" in err
+    assert not out.exists()
