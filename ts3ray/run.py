@@ -206,9 +206,6 @@ class LotteryRun:
     def dense_model(self) -> nn.Module | None:
         return self.models.get("D")
 
-    def _models(self) -> dict[str, nn.Module]:
-        return self.models
-
     def _optimizer_key(self, name: str) -> str:
         """Networks sharing one optimiser (JoCoR) find it under one key."""
         return JOINT if self.method.joint_optimizer else name
@@ -228,6 +225,7 @@ class LotteryRun:
                 for n, m in self.models.items()}
 
     def _pair(self) -> Pair:
+        """TS3-Net's networks as stages.py takes them (benchmarks call stages directly)."""
         nets = self._nets()
         return Pair(sparse=nets["S"], dense=nets.get("D"))
 
