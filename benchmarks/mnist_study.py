@@ -109,6 +109,17 @@ def run_one(directory: Path, values: dict) -> None:
           flush=True)
 
 
+def read_levels(directory: Path):
+    """The run's levels rows indexed by round; None before its first level ends."""
+    import pandas as pd
+
+    path = directory / "levels.parquet"
+    if not path.exists():
+        return None
+    levels = pd.read_parquet(path)
+    return levels.set_index("round") if len(levels) else None
+
+
 def wall_minutes(directory: Path) -> str:
     wall_file = directory / "wall_seconds.json"
     if not wall_file.exists():
@@ -126,9 +137,9 @@ def table(out: Path, candidates: list[str], methods: list[str]) -> str:
         for method in methods:
             directory = run_dir(out, candidate, method)
             values = run_values(candidate, method, "")
-            if not (directory / "levels.parquet").exists():
+            levels = read_levels(directory)
+            if levels is None:
                 continue
-            levels = pd.read_parquet(directory / "levels.parquet").set_index("round")
             epochs = pd.read_parquet(directory / "epochs.parquet")
             acc = {r: 100 * levels.loc[r, "acc_sparse_last"] for r in levels.index}
             last = max(acc)
@@ -169,9 +180,9 @@ def table1(out: Path, methods: list[str], seeds: list[int], dense_only: set[str]
         dense_values, sparse_values, params, wall = [], [], "–", "–"
         for seed in seeds:
             directory = run_dir(out, "adopted", name, seed, dense=name in dense_only)
-            if not (directory / "levels.parquet").exists():
+            levels = read_levels(directory)
+            if levels is None:
                 continue
-            levels = pd.read_parquet(directory / "levels.parquet").set_index("round")
             dense_values.append(100 * levels.loc[0, column])
             if 3 in levels.index:
                 sparse_values.append(100 * levels.loc[3, column])
