@@ -7,7 +7,7 @@ import pytest
 
 from ts3ray.cli import main as cli_main
 from ts3ray.results.plots import (
-    PlotOptions, plot_curves, plot_precision, plot_search, plot_sparsity,
+    PlotOptions, plot_compare, plot_curves, plot_precision, plot_search, plot_sparsity,
 )
 
 SETTING = dict(dataset="cifar10", noise="sym", noise_rate=0.4)
@@ -63,6 +63,22 @@ def test_plot_sparsity_lines_and_error_bars():
     assert "1 early-stopped" in fig.get_suptitle()
 
 
+def test_plot_compare_one_line_per_method_in_table_order():
+    df = levels_frame()
+    df["method"] = ["ts3net" if v == "full" else "sce" for v in df["variant"]]
+    df.loc[df["method"] == "sce", "variant"] = "full"
+    ce = df[df["trial_id"] == "t2"].assign(trial_id="t9", run_id="r9", method="ce",
+                                           acc_sparse_last=[0.5, 0.4])
+    fig = plot_compare(pd.concat([df, ce]))
+    (ax,) = fig.axes
+    lines = labelled(ax)
+    assert list(lines) == ["ce", "sce", "ts3net"]  # Table I order: baseline, peers, TS3-Net
+    assert np.allclose(lines["ts3net"].get_ydata(), [81.0, 85.0])
+    assert np.allclose(lines["ce"].get_ydata(), [50.0, 40.0])
+    assert list(lines["sce"].get_xdata()) == [0.0, 50.0]
+    assert ax.get_xlabel() == "sparsity (%)" and ax.get_ylabel() == "test accuracy (%)"
+
+
 def test_plot_curves_solid_sparse_dashed_dense_and_round_lines():
     fig = plot_curves(epochs_frame(), PlotOptions(round_lines=True))
     (ax,) = fig.axes
@@ -108,6 +124,7 @@ def test_plot_search_one_line_per_full_budget_trial():
 @pytest.mark.parametrize("kind, table, suffix, magic", [
     ("sparsity", "levels", "png", b"\x89PNG"), ("curves", "epochs", "pdf", b"%PDF"),
     ("precision", "epochs", "png", b"\x89PNG"), ("search", "levels", "svg", b"<?xml"),
+    ("compare", "levels", "png", b"\x89PNG"),
 ])
 def test_cli_writes_figure_files(tmp_path, kind, table, suffix, magic):
     sweep = tmp_path / "sweep" / "results"

@@ -210,42 +210,84 @@ def test_sparsity_table_blocks_per_arch(sweep_dir, tmp_path, capsys):
     assert ["cifar10 sym-40%, vgg16", "full", "60.00", "61.00*", "62.00"] in body
 
 
-# -- compare (Tables I-V) ---------------------------------------------------------------
+# -- compare (Tables I-III) -------------------------------------------------------------
 
 def compare_frame():
+    """TS3-Net (full, warm) and two competitors on cifar10 sym-20% / sym-40%, R = 3."""
     rows = []
-    for tid, (variant, rate, seed, accs) in enumerate([
-        ("full", 0.2, 0, [0.88, 0.89, 0.90, 0.91]),
-        ("full", 0.4, 0, [0.84, 0.85, 0.86, 0.87]),
-        ("full", 0.4, 1, [0.82, 0.83, 0.84, 0.85]),
-        ("warm", 0.2, 0, [0.80, 0.81, 0.92, 0.79]),
-        ("warm", 0.4, 0, [0.78, 0.77, 0.76, 0.75]),
+    for tid, (method, variant, rate, seed, accs) in enumerate([
+        ("ts3net", "full", 0.2, 0, [0.88, 0.89, 0.90, 0.91]),
+        ("ts3net", "full", 0.4, 0, [0.84, 0.85, 0.86, 0.87]),
+        ("ts3net", "full", 0.4, 1, [0.82, 0.83, 0.84, 0.85]),
+        ("ts3net", "warm", 0.2, 0, [0.80, 0.81, 0.92, 0.79]),
+        ("sce", "full", 0.4, 0, [0.86, 0.80, 0.80, 0.80]),
+        ("ce", "full", 0.2, 0, [0.78, 0.77, 0.76, 0.75]),
+        ("ce", "full", 0.4, 0, [0.70, 0.70, 0.70, 0.60]),
     ]):
-        rows += trial_rows(tid, accs[-1], per_round=accs, variant=variant, rate=rate, seed=seed)
+        rows += [dict(r, method=method) for r in
+                 trial_rows(tid, accs[-1], per_round=accs, variant=variant, rate=rate, seed=seed)]
     return pd.DataFrame(rows)
 
 
-def test_compare_table_highest_level_and_params(tmp_path, capsys):
+def cells(row):
+    return [(c.mean, c.std) for c in row.cells]
+
+
+def test_compare_table_rows_cells_and_params(tmp_path, capsys):
     table = compare_table(compare_frame(), TableOptions())
     (block,) = table.blocks
-    assert [c.plain for c in block.columns] == ["sym-20%", "sym-40%", "Params (M)", "Non-zero (M)"]
-    warm, full = block.rows
-    assert full.cells[1].mean == pytest.approx(86.0) and full.cells[1].std == pytest.approx(1.4142136)
-    assert full.cells[2].mean == pytest.approx(0.52) and full.cells[3].mean == pytest.approx(0.0625)
+    assert [c.plain for c in block.columns] == ["sym-20%", "sym-40%", "Params (M)", "Non-zero"]
+    assert [r.label for r in block.rows] == ["ce", "sce", "ts3net (warm)", "ts3net (dense)",
+                                             "ts3net"]
+    ce, sce, warm, dense, full = block.rows
+    assert cells(ce)[:2] == [(pytest.approx(75.0), None), (pytest.approx(60.0), None)]
+    assert sce.cells[0].mean is None and sce.cells[1].mean == pytest.approx(80.0)
+    assert full.cells[0].mean == pytest.approx(91.0)
+    assert full.cells[1].mean == pytest.approx(86.0)  # two seeds: 87 and 85
+    assert full.cells[1].std == pytest.approx(1.4142136)  # sample std of (87, 85)
+    # Params (M) = 520,000 x (1 - 0.875) / 1e6 = 0.065; Non-zero: 500,000 x 0.5^3 = 62,500
+    assert full.cells[2].mean == pytest.approx(0.065) and full.cells[2].decimals == 3
+    assert full.cells[3].mean == 62_500 and full.cells[3].decimals == 0
+    # TS3-Net (dense): D's acc_dense_last (0.5) in the same trials, the dense parameter count
+    assert dense.cells[1].mean == pytest.approx(50.0) and dense.cells[2].mean == pytest.approx(0.52)
+    assert dense.cells[3].mean is None
     assert [c.best for c in full.cells] == [True, True, False, False]
     path = tmp_path / "levels.parquet"
     compare_frame().to_parquet(path)
     code, out, _ = run_cli(["table", "compare", str(path)], capsys)
-    assert "| full | **91.00** | **86.00 ± 1.41** | 0.52 | 0.06 |" in out
-    assert "sparsity used: 87.5%" in out
+    assert code == 0
+    assert "| ts3net | **91.00** | **86.00 ± 1.41** | 0.065 | 62500 |" in out
+    assert "| ts3net (dense) | 50.00 | 50.00 ± 0.00 | 0.52 | – |" in out
+    assert "| ce | 75.00 | 60.00 | 0.065 | 62500 |" in out
+    assert "sparsity used: 87.5%" in out and "total parameters x (1 - sparsity)" in out
 
 
-def test_compare_table_nearest_sparsity():
-    table = compare_table(compare_frame(), TableOptions(sparsity=0.70))
-    warm, full = table.blocks[0].rows
+def test_compare_table_levels_and_paper_layout():
+    near = compare_table(compare_frame(), TableOptions(sparsity=0.70))
+    warm = next(r for r in near.blocks[0].rows if r.label == "ts3net (warm)")
     assert warm.cells[0].mean == pytest.approx(92.0) and warm.cells[0].best
-    assert full.cells[3].mean == pytest.approx(0.125)  # 500k * 0.25 at 75% sparsity
-    assert "nearest 70% sparsity (sparsity used: 75%)" in table.footnotes[0]
+    assert warm.cells[2].mean == pytest.approx(0.13)  # 520k x 0.25
+    assert near.blocks[0].key == "cifar10, 75%"
+    both = compare_table(compare_frame(), TableOptions(sparsity=(0.0, 0.875)))
+    assert [b.key for b in both.blocks] == ["cifar10, 0%", "cifar10, 87.5%"]
+    sce = next(r for r in both.blocks[0].rows if r.label == "sce")
+    assert sce.cells[1].mean == pytest.approx(86.0) and sce.cells[2].mean == pytest.approx(0.52)
+    paper = compare_table(compare_frame(), TableOptions(sparsity="paper"))
+    rows = {r.label: r for r in paper.blocks[0].rows}
+    assert rows["sce"].cells[1].mean == pytest.approx(86.0)  # competitors: level 0, dense
+    assert rows["ce"].cells[2].mean == pytest.approx(0.52)
+    assert rows["ts3net"].cells[1].mean == pytest.approx(86.0)  # TS3-Net: highest level
+    assert rows["ts3net"].cells[2].mean == pytest.approx(0.065)
+    assert rows["sce"].cells[1].best and rows["ts3net"].cells[1].best  # tie at 86.00
+
+
+def test_compare_table_of_results_without_a_method_column():
+    """Parquet written before methods existed holds TS3-Net runs."""
+    table = compare_table(compare_frame().drop(columns="method"), TableOptions())
+    labels = [r.label for r in table.blocks[0].rows]
+    assert labels == ["ts3net (warm)", "ts3net (dense)", "ts3net"]
+    by_variant = compare_table(compare_frame(), TableOptions(rows=("variant",)))
+    assert [r.label for r in by_variant.blocks[0].rows] == ["warm", "full"]
 
 
 # -- reading RESULTS --------------------------------------------------------------------

@@ -23,8 +23,8 @@ from ts3ray.errors import Terminated, UserError, one_line
 
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("ts3ray.run_cli", "one TS3-Net lottery run (Algorithm 2), no Ray"),
-    "sweep": ("ts3ray.tune.cli", "a Ray Tune sweep: sensitivity | sparsity | grid | search"),
+    "run": ("ts3ray.run_cli", "one lottery run (Algorithm 2) of TS3-Net or a competitor, no Ray"),
+    "sweep": ("ts3ray.tune.cli", "a Ray Tune sweep: sensitivity | sparsity | grid | search | compare"),
     "table": ("ts3ray.results.cli_table", "a table from Parquet results"),
     "plot": ("ts3ray.results.cli_plot", "a figure from Parquet results"),
     "results": ("ts3ray.results.cli_results", "sweep results utilities (compact)"),

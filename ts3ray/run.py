@@ -1,4 +1,5 @@
-"""One TS3-Net lottery run: Algorithm 2 (IMP rounds) around Algorithm 1 (three stages).
+"""One lottery run: Algorithm 2 (IMP rounds) around a method's training (TS3-Net's
+Algorithm 1, or a competitor; ts3ray/method/methods.py).
 
 `LotteryRun` is a plain object with no knowledge of Ray: iterate `run.epochs()` to train,
 one epoch record at a time; `state_dict()` / `load_state_dict()` capture and restore the
@@ -25,12 +26,14 @@ from ts3ray.data import DeviceBatches, ImageDataset, apply_label_noise, load_dat
 from ts3ray.data.batches import eval_batches
 from ts3ray.data.split import holdout_split
 from ts3ray.devices import check_device_exists
+from ts3ray.method.methods import MethodEpoch, resolve_method
 from ts3ray.method.selection import make_selector
-from ts3ray.method.stages import STAGES, EpochContext, EpochStats, Net, Pair
+from ts3ray.method.stages import EpochStats, Net, Pair
 from ts3ray.method.variants import VARIANTS
 from ts3ray.models import build_model
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: any method (method_state; one optimiser key per optimiser)
+JOINT = "S+D"  # optimiser key of networks trained by one optimiser (JoCoR)
 
 
 def derive_seed(seed: int, purpose: str) -> int:
@@ -89,18 +92,29 @@ class TrainingData:
             yield x, y
 
     @torch.no_grad()
-    def accuracies(self, model: nn.Module) -> dict[str, torch.Tensor]:
+    def accuracies(self, model: nn.Module | dict[str, nn.Module],
+                   names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """Accuracy on every eval set as 0-dim device tensors (read back with the epoch's
-        stats): {"test": ..., "val": ..., "clean_val": ...} for the sets that exist."""
-        was_training = model.training
-        model.eval()
+        stats): {"test": ..., "val": ..., "clean_val": ...} for the sets that exist.
+
+        `model` is one network, or a dict of networks of which `names` are evaluated by
+        the argmax of their summed logits (DivideMix's two-network prediction)."""
+        models = {"_": model} if isinstance(model, nn.Module) else model
+        names = ("_",) if isinstance(model, nn.Module) else tuple(names or models)
+        modes = {n: models[n].training for n in names}
+        for n in names:
+            models[n].eval()
         out = {}
         for name, part in self.eval_sets.items():
             correct = torch.zeros((), dtype=torch.int64, device=self.device)
             for x, y, _ in self._in_order(part.x, part.y):
-                correct += (model(x).argmax(dim=1) == y).sum()
+                logits = models[names[0]](x)
+                for n in names[1:]:
+                    logits = logits + models[n](x)
+                correct += (logits.argmax(dim=1) == y).sum()
             out[name] = correct.double() / part.size
-        model.train(was_training)
+        for n in names:
+            models[n].train(modes[n])
         return out
 
 
@@ -150,7 +164,8 @@ def prepare_data(config: RunConfig, device: torch.device, dataset: ImageDataset 
 
 
 class LotteryRun:
-    """Algorithm 2: for r = 1..R: Algorithm 1; prune p_f of S; reset S and D; retrain."""
+    """Algorithm 2 over any method: for r = 1..R: train a level; prune p_f of the pruned
+    networks (each by its own magnitudes); reset every network to its initial weights."""
 
     def __init__(
         self,
@@ -160,54 +175,62 @@ class LotteryRun:
         device: torch.device | str | None = None,
     ):
         self.config = config
-        self.variant = VARIANTS[config.variant]
+        self.method = resolve_method(config)
+        self.variant = VARIANTS[config.variant]  # TS3-Net's variant ("full" for the others)
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.data, self.noisy = prepare_data(config, self.device, dataset)
         self.selector = make_selector(config)
         ds = self.data.dataset
         shape = dict(num_classes=ds.num_classes, in_channels=ds.in_channels, image_size=ds.image_size)
-        self.sparse_model = build_model(config.arch, seed=derive_seed(config.seed, "S"), **shape)
-        self.sparse_model.to(self.device)
-        self.dense_model = None
-        if self.variant.has_dense:  # S and D start from different initialisations
-            self.dense_model = build_model(config.arch, seed=derive_seed(config.seed, "D"), **shape)
-            self.dense_model.to(self.device)
-        self.init_states = {n: _clone_state(m) for n, m in self._models().items()}
+        # S and D start from different initialisations (Sec. IV-A)
+        self.models: dict[str, nn.Module] = {
+            n: build_model(config.arch, seed=derive_seed(config.seed, n), **shape).to(self.device)
+            for n in self.method.networks
+        }
+        self.init_states = {n: _clone_state(m) for n, m in self.models.items()}
         self.masks = {
             n: pruning.init_masks(m, include_output=config.prune_output)
-            for n, m in self._models().items()
-            if self._is_pruned(n)
+            for n, m in self.models.items()
+            if n in self.method.pruned
         }
         self.level = 0  # IMP round whose mask is being trained (0 = dense)
         self.epoch = 0  # epochs finished in this level
+        self.method_state: dict[str, torch.Tensor] = {}  # a method's state within a level
         self.epoch_rows: list[dict[str, Any]] = []
         self.level_rows: list[dict[str, Any]] = []
         self._new_optimizers()
         self.total_params = pruning.total_params(self.sparse_model)
 
     # -- structure ----------------------------------------------------------------
-    def _models(self) -> dict[str, nn.Module]:
-        models = {"S": self.sparse_model}
-        if self.dense_model is not None:
-            models["D"] = self.dense_model
-        return models
+    @property
+    def sparse_model(self) -> nn.Module:
+        return self.models["S"]
 
-    def _is_pruned(self, name: str) -> bool:
-        return name == "S" or self.variant.peer == "sparse"
+    @property
+    def dense_model(self) -> nn.Module | None:
+        return self.models.get("D")
+
+    def _optimizer_key(self, name: str) -> str:
+        """Networks sharing one optimiser (JoCoR) find it under one key."""
+        return JOINT if self.method.joint_optimizer else name
 
     def _new_optimizers(self) -> None:
         c = self.config
+        groups: dict[str, list] = {}
+        for name, model in self.models.items():
+            groups.setdefault(self._optimizer_key(name), []).extend(model.parameters())
         self.optimizers = {
-            n: torch.optim.SGD(
-                m.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
-            )
-            for n, m in self._models().items()
+            key: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+            for key, params in groups.items()
         }
 
+    def _nets(self) -> dict[str, Net]:
+        return {n: Net(m, self.optimizers[self._optimizer_key(n)], self.masks.get(n))
+                for n, m in self.models.items()}
+
     def _pair(self) -> Pair:
-        nets = {
-            n: Net(m, self.optimizers[n], self.masks.get(n)) for n, m in self._models().items()
-        }
+        """TS3-Net's networks as stages.py takes them (benchmarks call stages directly)."""
+        nets = self._nets()
         return Pair(sparse=nets["S"], dense=nets.get("D"))
 
     @property
@@ -235,28 +258,23 @@ class LotteryRun:
     def train_epoch(self) -> dict[str, Any]:
         c = self.config
         started = time.perf_counter()
-        stage = self.variant.stage_at(self.epoch, c.e1, c.e2)
-        stage_start = self.epoch  # the stage may span several windows (e.g. `semi`)
-        while stage_start > 0 and self.variant.stage_at(stage_start - 1, c.e1, c.e2) == stage:
-            stage_start -= 1
+        stage = self.method.stage(self.epoch)
         lr = c.lr_at(self.epoch)
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group["lr"] = lr
         stats = EpochStats(self.device)
-        ctx = EpochContext(
-            config=c,
-            variant=self.variant,
-            data=self.data,
-            selector=self.selector,
-            key=self.global_epoch,
-            stage_epoch=self.epoch - stage_start,
-            stats=stats,
-        )
-        STAGES[stage](self._pair(), ctx)
-        for net, model in self._models().items():
+        ctx = MethodEpoch(config=c, data=self.data, selector=self.selector,
+                          key=self.global_epoch, epoch=self.epoch, stats=stats,
+                          seed=derive_seed(c.seed, "method"), state=self.method_state)
+        self.method.step(self._nets(), ctx)
+        for net, model in self.models.items():
             for eval_set, accuracy in self.data.accuracies(model).items():
                 stats.add(f"{eval_set}_acc_{net}", accuracy)
+        if self.method.evaluated != ("S",):  # the method's own prediction rule
+            for eval_set, accuracy in self.data.accuracies(self.models,
+                                                           self.method.evaluated).items():
+                stats.add(f"{eval_set}_acc_eval", accuracy)
         values = stats.read()  # one host transfer for the epoch's statistics
         self.epoch += 1
         record = self._epoch_record(stage, lr, values, time.perf_counter() - started)
@@ -269,6 +287,9 @@ class LotteryRun:
         def ratio(num: str, den: str) -> float:
             return v[num] / v[den] if v.get(den) else math.nan
 
+        def evaluated(eval_set: str) -> float:  # the method's prediction; S's when it is S
+            return v.get(f"{eval_set}_acc_eval", v.get(f"{eval_set}_acc_S", math.nan))
+
         return {
             "run_id": self.config.run_id,
             "round": self.level,
@@ -280,10 +301,13 @@ class LotteryRun:
             "total_params": self.total_params,
             "acc_sparse": v["test_acc_S"],
             "acc_dense": v.get("test_acc_D", math.nan),
+            "acc_eval": evaluated("test"),
             # accuracy on the held-out noisy labels (val_fraction > 0): what choices use
             "val_acc_sparse": v.get("val_acc_S", math.nan),
             "val_acc_dense": v.get("val_acc_D", math.nan),
+            "val_acc_eval": evaluated("val"),
             "clean_val_acc_sparse": v.get("clean_val_acc_S", math.nan),
+            "clean_val_acc_eval": evaluated("clean_val"),
             "loss_sparse": ratio("loss_S", "steps_S"),
             "loss_dense": ratio("loss_D", "steps_D"),
             "label_precision": ratio("selected_correct", "selected"),
@@ -306,20 +330,23 @@ class LotteryRun:
                 "val_samples": self.data.eval_sets["val"].size if "val" in self.data.eval_sets else 0,
                 "acc_sparse_last": last["acc_sparse"],
                 "acc_dense_last": last["acc_dense"],
+                "acc_eval_last": last["acc_eval"],
                 **best_epoch_columns(level, "val_acc_sparse", "val"),
                 **best_epoch_columns(level, "clean_val_acc_sparse", "clean_val"),
                 "val_acc_dense_last": last["val_acc_dense"],
+                "val_acc_eval_last": last["val_acc_eval"],
             }
         )
         self.level += 1
         self.epoch = 0
+        self.method_state = {}  # every level is a full retraining
         if not self.done:
             self._prune_and_reset()
 
     def _prune_and_reset(self) -> None:
-        """Algorithm 2: prune p_f of S's remaining weights by magnitude, then reset the
-        surviving weights of S (and all of D) to their initial values."""
-        for name, model in self._models().items():
+        """Algorithm 2: prune p_f of each pruned network's remaining weights by its own
+        magnitudes, then reset every network's surviving weights to their initial values."""
+        for name, model in self.models.items():
             if name in self.masks:
                 self.masks[name] = pruning.global_magnitude_prune(
                     model, self.masks[name], self.config.prune_fraction
@@ -336,10 +363,11 @@ class LotteryRun:
             "config": _plain(self.config.to_dict()),
             "level": self.level,
             "epoch": self.epoch,
-            "models": {n: m.state_dict() for n, m in self._models().items()},
+            "models": {n: m.state_dict() for n, m in self.models.items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
             "masks": {n: dict(m) for n, m in self.masks.items()},
             "init_states": self.init_states,
+            "method_state": dict(self.method_state),
             "rng": {"torch": torch.get_rng_state()},
             "epoch_rows": [dict(r) for r in self.epoch_rows],
             "level_rows": [dict(r) for r in self.level_rows],
@@ -351,10 +379,11 @@ class LotteryRun:
                 f"checkpoint belongs to run {state.get('run_id')}, not {self.config.run_id}"
             )
         self.level, self.epoch = int(state["level"]), int(state["epoch"])
-        for name, model in self._models().items():
+        for name, model in self.models.items():
             model.load_state_dict(state["models"][name])
         self.masks = {n: {k: v.to(self.device) for k, v in m.items()} for n, m in state["masks"].items()}
         self.init_states = state["init_states"]
+        self.method_state = {k: v.to(self.device) for k, v in state["method_state"].items()}
         self._new_optimizers()
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])

@@ -1,4 +1,4 @@
-"""`ts3ray run`: one lottery run into an output directory, resumable.
+"""`ts3ray run`: one lottery run (any method) into an output directory, resumable.
 
 DIR/config.json          the validated configuration (and its run_id)
 DIR/checkpoint.pt        full state after the latest epoch (torch.load(weights_only=True))
@@ -263,12 +263,16 @@ def format_levels(rows) -> str:
     def pct(value: float) -> str:
         return "      -" if value != value else f"{100 * value:6.2f}%"  # NaN: no such data
 
+    # a method whose prediction is not S alone (DivideMix's ensemble) also shows acc_eval
+    own_rule = any(r.get("acc_eval_last", r["acc_sparse_last"]) != r["acc_sparse_last"]
+                   for r in rows)
     lines = ["round  sparsity  nonzero_params  acc_sparse_last  val_acc_sparse_last  "
-             "acc_sparse_at_best_val  acc_dense_last"]
+             "acc_sparse_at_best_val  acc_dense_last" + ("  acc_eval_last" if own_rule else "")]
     for r in rows:
         lines.append(
             f"{r['round']:>5}  {100 * r['sparsity']:7.2f}%  {r['nonzero_params']:>14}  "
             f"{pct(r['acc_sparse_last']):>15}  {pct(r['val_acc_sparse_last']):>19}  "
             f"{pct(r['acc_sparse_at_best_val']):>22}  {pct(r['acc_dense_last']):>14}"
+            + (f"  {pct(r['acc_eval_last']):>13}" if own_rule else "")
         )
     return "\n".join(lines)

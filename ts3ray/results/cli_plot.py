@@ -1,6 +1,6 @@
 """`ts3ray plot KIND RESULTS --out FILE`: a paper-style figure from Parquet results.
 
-Kinds (registry `PLOT_KINDS`): sparsity (Figs. 4, 7-10), curves (Figs. 3, 5, 6),
+Kinds (registry `PLOT_KINDS`): sparsity (Fig. 4), compare (Figs. 7-10), curves (Figs. 3, 5, 6),
 precision (Fig. 11), search (parallel coordinates of a search sweep), pareto (the
 accuracy-sparsity front). Headless (Agg).
 """
@@ -20,7 +20,8 @@ from ts3ray.results.load import read_table
 from ts3ray.storage import write_atomic
 from ts3ray.results.pareto import add_front_arguments, parse_within, plot_pareto
 from ts3ray.results.plots import (
-    PlotOptions, parse_round, plot_curves, plot_precision, plot_search, plot_sparsity,
+    PlotOptions, parse_round, plot_compare, plot_curves, plot_precision, plot_search,
+    plot_sparsity,
 )
 from ts3ray.results.tables import DEFAULT_METRIC
 
@@ -38,6 +39,8 @@ class PlotKind:
 PLOT_KINDS: dict[str, PlotKind] = {
     "sparsity": PlotKind(plot_sparsity, "levels", ("metric", "by"),
                          "accuracy vs sparsity per variant/arch"),
+    "compare": PlotKind(plot_compare, "levels", ("metric",),
+                        "accuracy vs sparsity, one line per method (Figs. 7-10)"),
     "curves": PlotKind(plot_curves, "epochs", ("by", "round", "round_lines"),
                        "test accuracy of S and D vs epoch"),
     "precision": PlotKind(plot_precision, "epochs", ("by", "round"),
@@ -56,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", metavar="RESULTS",
                         help="sweep dir, its results/ dir, a dataset dir, a run dir or a .parquet file")
     parser.add_argument("--out", required=True, help="FILE.png | FILE.pdf | FILE.svg")
-    parser.add_argument("--metric", help=f"sparsity/search: a levels column (default {DEFAULT_METRIC})")
+    parser.add_argument("--metric", help=f"sparsity/compare/search: a levels column (default "
+                                         f"{DEFAULT_METRIC})")
     parser.add_argument("--by", help="line grouping: variant (default), arch, variant,arch, trial")
     parser.add_argument("--round", help="curves/precision: one IMP round (integer) or 'last'")
     parser.add_argument("--round-lines", dest="round_lines", action="store_true", default=None,

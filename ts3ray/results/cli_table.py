@@ -1,7 +1,7 @@
 """`ts3ray table KIND RESULTS`: a paper-style table from Parquet results (no Ray, no torch).
 
 Kinds (registry `TABLE_KINDS`): sensitivity (Table IX), sparsity (Tables VIII / XI),
-compare (Tables I-V), importance (fANOVA / PED-ANOVA over a search sweep), pareto (the
+compare (Tables I-III), importance (fANOVA / PED-ANOVA over a search sweep), pareto (the
 accuracy-sparsity front, selected on validation accuracy).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ts3ray.results.render import RENDERERS
 from ts3ray.results.table_model import TableModel
 from ts3ray.storage import write_text_atomic
 from ts3ray.results.tables import (
-    DEFAULT_METRIC, TableOptions, compare_table, sensitivity_table, sparsity_table,
+    DEFAULT_METRIC, PAPER_LEVELS, TableOptions, compare_table, sensitivity_table, sparsity_table,
 )
 
 
@@ -45,7 +45,7 @@ TABLE_KINDS: dict[str, TableKind] = {
     "sparsity": TableKind(sparsity_table, ("rows",),
                           "Tables VIII/XI: a row per variant/arch, a column per sparsity"),
     "compare": TableKind(compare_table, ("rows", "sparsity"),
-                         "Tables I-V: a row per method, a column per noise setting, params"),
+                         "Tables I-III: a row per method, a column per noise setting, params"),
     "importance": TableKind(_importance, ("params", "evaluator"),
                             "parameter importance of a search sweep (Optuna)"),
     "pareto": TableKind(pareto_table, ("select", "within"),
@@ -65,8 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write here (atomically) instead of stdout")
     parser.add_argument("--base", help="sensitivity: base configuration, e.g. lam=0.5,tau=0.7")
     parser.add_argument("--params", help="sensitivity/importance: parameters, default lam,tau,gamma,e1,e2")
-    parser.add_argument("--rows", help="sparsity/compare: row key(s), e.g. variant | arch | arch,variant")
-    parser.add_argument("--sparsity", help="compare: the level nearest this sparsity (87.5 or 0.875)")
+    parser.add_argument("--rows", help="sparsity/compare: row key(s), e.g. variant | arch | "
+                                       "arch,variant (compare default: method)")
+    parser.add_argument("--sparsity", help="compare: the level nearest this sparsity (87.5 or "
+                                           "0.875), a block per level of a list (0,87.5), or "
+                                           "paper (competitors dense, TS3-Net sparse); "
+                                           "default: each trial's highest level")
     parser.add_argument("--evaluator", help="importance: fanova (default) | ped-anova")
     add_front_arguments(parser)
 
@@ -100,15 +104,22 @@ def parse_rows(text: str) -> tuple[str, ...]:
     return names
 
 
-def parse_sparsity(text: str) -> float:
-    """'87.5' (percent) or '0.875' (fraction) -> 0.875."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 100.0:
-        raise ConfigError("--sparsity", text, "a sparsity in percent (87.5) or as a fraction (0.875)")
-    return value / 100.0 if value > 1.0 else value
+def parse_sparsity(text: str) -> float | tuple[float, ...] | str:
+    """'87.5' (percent) or '0.875' (fraction) -> 0.875; '0,87.5' -> (0.0, 0.875), a block per
+    level; 'paper' -> the layout of Tables I-III (competitors dense, TS3-Net sparse)."""
+    if text.strip().lower() == PAPER_LEVELS:
+        return PAPER_LEVELS
+    levels = []
+    for item in [t for t in text.split(",") if t.strip()] or [""]:
+        try:
+            value = float(item)
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 100.0:
+            raise ConfigError("--sparsity", text, "a sparsity in percent (87.5) or as a "
+                              "fraction (0.875), a comma list of them, or 'paper'")
+        levels.append(value / 100.0 if value > 1.0 else value)
+    return levels[0] if len(levels) == 1 else tuple(levels)
 
 
 PARSERS: dict[str, Callable[[str], object]] = {

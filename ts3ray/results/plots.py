@@ -3,7 +3,8 @@
 Every function takes a DataFrame (a `levels` or `epochs` table as read by load.py) and
 returns a `matplotlib.figure.Figure`, one panel (axes) per setting unless said otherwise:
 
-* `plot_sparsity` — accuracy vs sparsity per variant / arch (Figs. 4, 7-10)
+* `plot_sparsity` — accuracy vs sparsity per variant / arch (Fig. 4)
+* `plot_compare`  — accuracy vs sparsity, one line per method (Figs. 7-10)
 * `plot_curves`   — S (solid) and D (dashed) test accuracy vs global epoch (Figs. 3, 5, 6)
 * `plot_precision` — label precision and relabel accuracy vs epoch, two panels (Fig. 11)
 * `plot_search`   — parallel coordinates of lam, tau, gamma, e1, e2 coloured by the metric
@@ -13,6 +14,7 @@ trials only (like the tables); curves and precision plots show every trial.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,9 +29,9 @@ from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import (
     TRIAL, check_metric, drop_early_stopped, drop_repeated_dense_levels,
     final_level, percent_scale,
-    prepare, settings_in_order,
+    prepare, require_columns, settings_in_order,
 )
-from ts3ray.results.tables import DEFAULT_METRIC, display_order
+from ts3ray.results.tables import METHOD, DEFAULT_METRIC, add_method_labels, display_order
 
 PANEL_SIZE = (5.0, 3.6)
 MAX_LEGEND = 20  # more lines than this (e.g. --by trial on a big sweep): no legend
@@ -138,6 +140,13 @@ def plot_sparsity(levels: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Fi
     if n_stopped:
         fig.suptitle(f"{n_stopped} early-stopped trials left out", fontsize="small")
     return fig
+
+
+def plot_compare(levels: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Figure:
+    """Figs. 7-10: test accuracy (%) vs sparsity (%), one line per method (TS3-Net's
+    variants as lines of their own), a panel per setting, error bars over seeds."""
+    require_columns(levels, ["run_id", "round", "sparsity"], "levels", "plot compare")
+    return plot_sparsity(add_method_labels(levels), dataclasses.replace(opts, by=(METHOD,)))
 
 
 def plot_curves(epochs: pd.DataFrame, opts: PlotOptions = PlotOptions()) -> Figure:

@@ -25,6 +25,7 @@ def latex_escape(text: str) -> str:
 def cell_text(cell: Cell, decimals: int, pm: str) -> str:
     if cell.mean is None:
         return ""
+    decimals = decimals if cell.decimals is None else cell.decimals
     text = f"{cell.mean:.{decimals}f}"
     return text if cell.std is None else f"{text}{pm}{cell.std:.{decimals}f}"
 

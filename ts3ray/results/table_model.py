@@ -22,11 +22,13 @@ class Label:
 
 @dataclass
 class Cell:
-    """A mean (None: no data), the sample std over trials (None: one trial), a best mark."""
+    """A mean (None: no data), the sample std over trials (None: one trial), a best mark;
+    `decimals` overrides the table's for this cell (e.g. 0 for an exact count)."""
 
     mean: float | None
     std: float | None = None
     best: bool = False
+    decimals: int | None = None
 
 
 @dataclass

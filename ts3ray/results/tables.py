@@ -3,7 +3,8 @@
 * `sensitivity_table` — Table IX (Sec. IV-C 2): a block per parameter, a row per value, a
   column per setting; one-at-a-time grid around a base configuration.
 * `sparsity_table` — Tables VIII / XI: a row per variant (or arch), a column per sparsity.
-* `compare_table` — Tables I-V: a row per method, a column per noise setting, + parameters.
+* `compare_table` — Tables I-III: a row per method, a column per noise setting, a block per
+  dataset and sparsity level, + the parameter counts.
 
 Cells are the mean over trials (seeds) of the metric, ± the sample std (ddof=1) when a cell
 holds several trials. Fractions in [0, 1] (all `acc_*` columns) are shown as percent with
@@ -11,19 +12,20 @@ holds several trials. Fractions in [0, 1] (all `acc_*` columns) are shown as per
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ts3ray.config import METHOD_PARAMS
+from ts3ray.config import METHOD_NAMES, METHOD_PARAMS
 from ts3ray.errors import UserError
 from ts3ray.results.load import (
     check_metric, drop_early_stopped, drop_repeated_dense_levels, final_level,
     percent_scale,
     prepare, selection_notes, setting_label, settings_in_order,
 )
-from ts3ray.results.table_model import Block, Label, Row, TableModel, mark_best, summarize
+from ts3ray.results.table_model import Block, Cell, Label, Row, TableModel, mark_best, summarize
 
 DEFAULT_METRIC = "acc_sparse_last"
 # Row order of the paper's tables: the ablation variants first, the full method last.
@@ -39,8 +41,10 @@ class TableOptions:
     metric: str = DEFAULT_METRIC
     base: dict[str, float] | None = None
     params: tuple[str, ...] = tuple(METHOD_PARAMS)
-    rows: tuple[str, ...] = ("variant",)
-    sparsity: float | None = None  # a fraction in [0, 1]
+    rows: tuple[str, ...] | None = None  # None: the kind's own (sparsity: variant;
+    # compare: method)
+    sparsity: float | tuple[float, ...] | str | None = None  # compare: fraction(s) in [0, 1],
+    # or "paper" (Tables I-III: competitors dense, TS3-Net at its highest level)
     evaluator: str = "fanova"
     select: str = "val_acc_sparse_last"  # pareto: the column that selects
     within: float = 1.0  # pareto: percentage points below the best for the pick
@@ -71,11 +75,14 @@ def full_budget(levels: pd.DataFrame, opts: TableOptions, required, what: str) -
 
 
 def display_order(column: str, values) -> list:
-    """Distinct values in display order: paper order for variants, natural order otherwise."""
+    """Distinct values in display order: paper order for variants and methods (Tables I-III:
+    baseline, competitors, TS3-Net (dense), TS3-Net), natural order otherwise."""
     distinct = list(dict.fromkeys(values))
     if column == "variant":
         rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
         return sorted(distinct, key=lambda v: (rank.get(v, len(rank)), str(v)))
+    if column in ("method", METHOD):
+        return sorted(distinct, key=method_rank)
     return sorted(distinct, key=lambda v: (str(type(v)), v))
 
 
@@ -182,10 +189,11 @@ def _group_blocks(df: pd.DataFrame, block_keys: list[str]):
 def sparsity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     """Tables VIII / XI: mean ± std of the metric per row key and sparsity level."""
     what = "sparsity"
-    trials = full_budget(levels, opts, ["sparsity", *opts.rows], what)
+    row_keys = opts.rows or ("variant",)
+    trials = full_budget(levels, opts, ["sparsity", *row_keys], what)
     df = drop_repeated_dense_levels(trials.rows)
     df = df.assign(_level=(df["sparsity"].astype(float) * 100).round(1))
-    row_key, block_keys = opts.rows[-1], ["_setting", *opts.rows[:-1]]
+    row_key, block_keys = row_keys[-1], ["_setting", *row_keys[:-1]]
     blocks = []
     for key, part in _group_blocks(df, block_keys):
         levels_in = sorted(part["_level"].unique())
@@ -201,44 +209,145 @@ def sparsity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
              f"{trials.unit}; best value per column and block marked",
              *trials.notes, *_std_note(blocks)]
     return TableModel(f"Accuracy vs sparsity: {opts.metric}{trials.unit}",
-                      "/".join(["setting", *opts.rows[:-1]]), row_key, blocks, notes)
+                      "/".join(["setting", *row_keys[:-1]]), row_key, blocks, notes)
 
 
-# -- Tables I-V: methods x noise settings, with parameter counts ------------------------
+# -- Tables I-III: methods x noise settings, with parameter counts ----------------------
 
-PARAM_COLUMNS = (("total_params", "Params (M)"), ("nonzero_params", "Non-zero (M)"))
+METHOD = "_method"  # derived row label: the method, TS3-Net's variant, "ts3net (dense)"
+TS3NET = "ts3net"
+DENSE_SUFFIX = " (dense)"
+PAPER_LEVELS = "paper"  # competitors dense, TS3-Net at its highest level (Tables I-III)
+
+
+def method_label(method: str, variant: str | None) -> str:
+    """Row label of a trial: its method; TS3-Net's ablation variants as `ts3net (warm)`."""
+    if method == TS3NET and variant not in (None, "full") and isinstance(variant, str):
+        return f"{TS3NET} ({variant})"
+    return str(method)
+
+
+def method_rank(label: str) -> tuple:
+    """Table I order: ce (baseline), sce, apl, mae, itlm, coteaching, jocor, dividemix, then
+    TS3-Net's variants, TS3-Net (dense), TS3-Net; unknown labels last, by name."""
+    base, _, rest = str(label).partition(" (")
+    rank = {m: i for i, m in enumerate(METHOD_NAMES)}
+    if base != TS3NET or not rest:
+        return (rank.get(base, len(rank)), 2, str(label))
+    inner = rest.rstrip(")")
+    if inner == "dense":
+        return (rank[TS3NET], 1, "")
+    variants = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return (rank[TS3NET], 0, f"{variants.get(inner, len(variants)):03d}{inner}")
+
+
+def add_method_labels(df: pd.DataFrame) -> pd.DataFrame:
+    """Add `_method` (see method_label). Results without a `method` column are TS3-Net's
+    (written before methods existed)."""
+    methods = df["method"] if "method" in df.columns else pd.Series(TS3NET, index=df.index)
+    variants = df["variant"] if "variant" in df.columns else pd.Series(None, index=df.index)
+    return df.assign(**{METHOD: [method_label(m, v) for m, v in zip(methods, variants)]})
+
+
+def dense_counterpart(metric: str) -> str | None:
+    """The column holding D's value of an S metric: acc_sparse_last -> acc_dense_last."""
+    return metric.replace("sparse", "dense", 1) if "acc_sparse" in metric else None
+
+
+def _pick_levels(rows: pd.DataFrame, sparsity) -> list[tuple[str, pd.DataFrame]]:
+    """(block name, one levels row per trial) per requested level."""
+    if sparsity is None:
+        return [("", final_level(rows))]
+    if sparsity == PAPER_LEVELS:
+        ts3 = rows[METHOD].str.startswith(TS3NET)
+        picked = pd.concat([final_level(rows[~ts3], 0.0), final_level(rows[ts3])])
+        return [("", picked)]
+    wanted = sparsity if isinstance(sparsity, tuple) else (sparsity,)
+    out = []
+    for target in wanted:  # named by the levels found nearest, e.g. 75% for a wish of 70%
+        final = final_level(rows, target)
+        found = sorted((final["sparsity"].astype(float) * 100).round(1).unique())
+        out.append(("/".join(level_label(v) for v in found) + "%", final))
+    return out
 
 
 def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
-    """Tables I-V: the metric per method and noise setting, dense and non-zero params (M)."""
+    """Tables I-III: the metric per method (row) and noise setting (column), a block per
+    dataset and requested sparsity level, mean ± std over seeds, best per column marked.
+
+    Params (M) is the paper's convention, total parameters x (1 - sparsity), with sparsity
+    the pruned share of the prunable weights; Non-zero is the exact count of S's non-zero
+    parameters (weights, biases, BatchNorm). TS3-Net rows come with a `ts3net (dense)` row:
+    D's value of the metric (its dense peer, `acc_dense_*`), Params = total parameters."""
     what = "compare"
-    required = ["sparsity", *opts.rows, *(c for c, _ in PARAM_COLUMNS)]
+    custom_rows = opts.rows is not None
+    required = ["sparsity", "total_params", "nonzero_params", *(opts.rows or ())]
     trials = full_budget(levels, opts, required, what)
-    final = final_level(trials.rows, opts.sparsity)
-    final = final.assign(_noise=[setting_label(d, n, r, with_dataset=False) for d, n, r in
-                                 zip(final["dataset"], final["noise"], final["noise_rate"])])
-    row_key, block_keys = opts.rows[-1], ["dataset", *opts.rows[:-1]]
-    blocks = []
-    for key, part in _group_blocks(final, block_keys):
-        noises = list(dict.fromkeys(part.sort_values(["noise", "noise_rate"])["_noise"]))
-        rows = []
-        for value in display_order(row_key, part[row_key]):
-            mine = part[part[row_key] == value]
-            cells = [summarize(mine.loc[mine["_noise"] == n, "_value"]) for n in noises]
-            for column, _ in PARAM_COLUMNS:  # mean count over the row's trials, no std
-                counts = summarize(mine[column].astype(float) / 1e6)
-                counts.std = None
-                cells.append(counts)
-            rows.append(Row(str(value), cells))
-        mark_best(rows, columns=list(range(len(noises))))
-        columns = [Label(n) for n in noises] + [Label(t) for _, t in PARAM_COLUMNS]
-        blocks.append(Block(key, Label(key), Label(row_key), columns, rows))
-    used = ", ".join(level_label(v) for v in sorted((final["sparsity"] * 100).round(1).unique()))
-    where = ("each trial's highest sparsity level" if opts.sparsity is None
-             else f"each trial's level nearest {opts.sparsity * 100:g}% sparsity")
-    notes = [f"{opts.metric}{trials.unit} at {where} (sparsity used: {used}%); "
-             "Params: total_params, Non-zero: nonzero_params at that level, in millions; "
-             "best value per noise column marked",
+    rows = add_method_labels(trials.rows)
+    row_keys = opts.rows or (METHOD,)
+    row_key = row_keys[-1]
+    dense_metric = dense_counterpart(opts.metric)
+    blocks, used = [], set()
+    for level_name, final in _pick_levels(rows, opts.sparsity):
+        used.update((final["sparsity"].astype(float) * 100).round(1))
+        final = final.assign(
+            _noise=[setting_label(d, n, r, with_dataset=False) for d, n, r in
+                    zip(final["dataset"], final["noise"], final["noise_rate"])],
+            _params=final["total_params"].astype(float) * (1 - final["sparsity"].astype(float)),
+            _nonzero=final["nonzero_params"].astype(float))
+        if not custom_rows and dense_metric in final.columns:
+            final = pd.concat([final, _dense_rows(final, dense_metric, trials.unit)])
+        for key, part in _group_blocks(final, ["dataset", *row_keys[:-1]]):
+            noises = list(dict.fromkeys(part.sort_values(["noise", "noise_rate"])["_noise"]))
+            table_rows = []
+            for value in display_order(row_key, part[row_key]):
+                mine = part[part[row_key] == value]
+                cells = [summarize(mine.loc[mine["_noise"] == n, "_value"]) for n in noises]
+                cells += [_count(mine["_params"] / 1e6, None), _count(mine["_nonzero"], 0)]
+                table_rows.append(Row(str(value), cells))
+            mark_best(table_rows, columns=list(range(len(noises))))
+            columns = [Label(n) for n in noises] + [Label(t) for t in PARAM_HEADERS]
+            name = ", ".join(filter(None, [key, level_name]))
+            blocks.append(Block(name, Label(name), Label("method" if row_key == METHOD
+                                                         else row_key), columns, table_rows))
+    where = {None: "each trial's highest sparsity level",
+             PAPER_LEVELS: "level 0 (dense) of every competitor and the highest level of "
+                           "TS3-Net (the layout of the paper's Tables I-III)"}
+    level_text = where.get(opts.sparsity) if not isinstance(opts.sparsity, (float, tuple)) \
+        else "the level nearest each block's sparsity"
+    notes = [f"{opts.metric}{trials.unit} at {level_text} (sparsity used: "
+             f"{', '.join(level_label(v) for v in sorted(used))}%); best value per noise "
+             "column marked",
+             "Params (M): total parameters x (1 - sparsity), the paper's convention (sparsity "
+             "= pruned share of the prunable weights); Non-zero: exact count of S's non-zero "
+             "parameters, biases included; both averaged over the row's trials",
              *trials.notes, *_std_note(blocks)]
+    if not custom_rows and dense_metric is not None:
+        notes.insert(1, f"ts3net (dense): TS3-Net's dense peer D ({dense_metric}), in the "
+                        "same trials")
     return TableModel(f"Comparison: {opts.metric}{trials.unit}",
-                      "/".join(["dataset", *opts.rows[:-1]]), row_key, blocks, notes)
+                      "/".join(["dataset", *(opts.rows or ())[:-1]]) + "/sparsity",
+                      "method" if row_key == METHOD else row_key, blocks, notes)
+
+
+PARAM_HEADERS = ("Params (M)", "Non-zero")
+
+
+def _dense_rows(final: pd.DataFrame, dense_metric: str, unit: str) -> pd.DataFrame:
+    """TS3-Net's D as rows of its own: `ts3net (dense)`, dense parameter counts."""
+    ts3 = final[(final[METHOD] == TS3NET) & final[dense_metric].notna()]
+    factor = 100.0 if unit else 1.0
+    return ts3.assign(**{METHOD: TS3NET + DENSE_SUFFIX,
+                         "_value": ts3[dense_metric].astype(float) * factor,
+                         "_params": ts3["total_params"].astype(float),
+                         "_nonzero": np.nan})  # D's own count is not recorded
+
+
+def _count(values: pd.Series, decimals: int | None) -> Cell:
+    """Mean of a parameter count over the row's trials, no std; `decimals` None: two, or
+    as many as two significant digits need (0.28, 17.30, 0.033 for MNIST's 87.5% ticket)."""
+    cell = summarize(values.astype(float))
+    if decimals is None and cell.mean:
+        decimals = max(2, 1 - math.floor(math.log10(abs(cell.mean))))
+    cell.std, cell.decimals = None, decimals
+    return cell

@@ -1,6 +1,6 @@
 """`ts3ray sweep NAME [options] [key=value ...]` and `python sweeps/NAME.py [options]`.
 
-NAME is sensitivity | sparsity | grid | search (plans.py). Runs on an embedded local Ray instance,
+NAME is sensitivity | sparsity | grid | search | compare (plans.py). Runs on an embedded local Ray instance,
 or attaches to a cluster when `--address` is given or `RAY_ADDRESS` is set. Everything is
 validated (config values, data files, resource request) before any trial starts.
 """
@@ -275,6 +275,11 @@ def print_table(plan: SweepPlan, opts: SweepOptions, args) -> None:
     elif plan.table == "sparsity":
         rows = ("arch", "variant") if levels["arch"].nunique() > 1 else ("variant",)
         model = sparsity_table(levels, TableOptions(rows=rows))
+    elif plan.table == "compare":  # every method dense and at the highest sparsity
+        from ts3ray.results.tables import compare_table
+
+        top = float(levels["sparsity"].max())
+        model = compare_table(levels, TableOptions(sparsity=(0.0, top) if top > 0 else None))
     else:
         print(best_trials(levels, plan.selected_on))
         return

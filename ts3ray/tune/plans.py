@@ -7,6 +7,8 @@
 * grid — a full-factorial grid of values given per parameter (`--grid lam=0,.5,1
   tau=.3,.7`), optionally with grouped level-aware ASHA (scheduler.py).
 * search — Optuna over lam, tau, gamma, E1, E2 (search.py), with ASHA by default.
+* compare — Tables I-III / Figs. 7-10: methods x settings x seeds, each trial one lottery run
+  of one method (ts3ray/method/methods.py) recording every IMP level (0% = the dense run).
 
 Sweeps that keep every cell (sensitivity, sparsity, a grid without early stopping) follow the
 paper's protocol: the whole training set is trained on (val_fraction = 0). Sweeps that
@@ -25,7 +27,8 @@ from typing import Any, Callable
 
 import itertools
 
-from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, make_config, parse_value
+from ts3ray.config import (METHOD_NAMES, METHOD_PARAMS, SELECTION_COLUMNS, make_config,
+                           parse_value)
 from ts3ray.errors import UserError
 
 CHOOSING_VAL_FRACTION = 0.1  # held out by sweeps that choose, unless val_fraction is given
@@ -74,6 +77,22 @@ PRESETS: dict[str, dict[str, Preset]] = {
                         settings="digits:sym:0.4", num_samples=12),
         "paper": Preset({"prune_fraction": 0.5, "rounds": 3}, settings="cifar10:sym:0.4", num_samples=32),
     },
+    # Sec. IV-B: p_f 0.5, R 3 (87.5%); Table I's settings; quick: digits, a schedule of half
+    # MNIST's (E/E1/E2 = 20/5/10), every method
+    "compare": {
+        "quick": Preset({**QUICK_DATA, "epochs": 20, "e1": 5, "e2": 10, "rounds": 3,
+                         "prune_fraction": 0.5},
+                        settings="digits:sym:0.4", checkpoint_every=20),
+        "paper": Preset({"prune_fraction": 0.5, "rounds": 3},
+                        settings="mnist:sym:0.2,mnist:sym:0.4,mnist:asym:0.2",
+                        checkpoint_every=10),
+    },
+}
+# compare: per-method options under the user's --method-options. quick: the warm-up and
+# ramp lengths scaled with its halved schedule (the paper preset keeps the published ones)
+COMPARE_METHOD_OPTIONS = {
+    "quick": {"dividemix": "warmup_epochs=5", "coteaching": "t_k=5", "jocor": "t_k=5"},
+    "paper": {},
 }
 
 
@@ -248,6 +267,52 @@ def search_plan(args, base: dict[str, Any]) -> SweepPlan:
                      searched=tuple(METHOD_PARAMS))
 
 
+def parse_method_options(text: str) -> dict[str, str]:
+    """`--method-options "dividemix.evaluate=ensemble jocor.lam=0.5,jocor.t_k=5"` ->
+    {"dividemix": "evaluate=ensemble", "jocor": "lam=0.5,t_k=5"} (checked per trial)."""
+    out: dict[str, list[str]] = {}
+    for item in filter(None, (t.strip() for t in text.replace(",", " ").split())):
+        method, dot, option = item.partition(".")
+        if not dot or "=" not in option or method not in METHOD_NAMES:
+            raise UserError(f"--method-options item {item!r} is not allowed: METHOD.KEY=VALUE "
+                            f"with METHOD one of {', '.join(METHOD_NAMES)} (e.g. jocor.lam=0.5)")
+        out.setdefault(method, []).append(option)
+    return {m: ",".join(options) for m, options in out.items()}
+
+
+def compare_plan(args, base: dict[str, Any]) -> SweepPlan:
+    """Methods x settings x seeds: one lottery run per trial, every level recorded."""
+    methods = parse_list("--methods", args.methods)
+    unknown = [m for m in methods if m not in METHOD_NAMES]
+    if unknown:
+        raise UserError(f"--methods {unknown[0]!r} is not allowed: one of "
+                        f"{', '.join(METHOD_NAMES)}")
+    for key in ("method", "method_options"):
+        if key in base:
+            raise UserError(f"{key}= is not allowed for the compare sweep: use --methods and "
+                            "--method-options METHOD.KEY=VALUE")
+    options = {**COMPARE_METHOD_OPTIONS.get(args.preset, {}),
+               **parse_method_options(args.method_options or "")}
+    for method in options:
+        if method not in methods:
+            options[method] = ""  # not run: nothing to check
+    configs = []
+    for setting in parse_settings(args.settings):
+        for method in methods:
+            for seed in args.seed_list:
+                configs.append({**base, **setting, "seed": seed, "method": method,
+                                "method_options": options.get(method, "")})
+    return _grid("compare", configs, table="compare")
+
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--methods", default=",".join(METHOD_NAMES),
+                        help=f"methods (default all: {','.join(METHOD_NAMES)})")
+    parser.add_argument("--method-options", metavar="METHOD.KEY=VALUE ...",
+                        help="options of single methods, e.g. 'dividemix.evaluate=ensemble "
+                             "coteaching.prune=both' (docs/METHODS.md lists them)")
+
+
 def _sensitivity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default=",".join(METHOD_PARAMS),
                         help="Table IX blocks to run (default: all of lam,tau,gamma,e1,e2)")
@@ -294,6 +359,8 @@ SWEEPS: dict[str, SweepKind] = {
     "search": SweepKind("Optuna (TPE) over lam, tau, gamma, E1, E2 with level-aware ASHA, "
                         "on validation accuracy", _search_arguments, search_plan,
                         default_scheduler="asha", searches=True),
+    "compare": SweepKind("Tables I-III / Figs. 7-10: methods x settings x seeds inside IMP, "
+                         "every level", _compare_arguments, compare_plan, keeps_every_cell=True),
 }
 SCHEDULERS = ("none", "asha")
 

@@ -178,8 +178,8 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
             self.finished += 1
             last = trial.last_result or {}
             shown = " ".join(f"{k}={_short(v)}" for k, v in values(trial.config).items()
-                             if k in ("dataset", "variant", *METHOD_PARAMS, "prune_fraction",
-                                      "seed"))
+                             if k in ("dataset", "method", "variant", *METHOD_PARAMS,
+                                      "prune_fraction", "seed"))
             print(f"[{self.finished}/{total}] {verdict} {trial.trial_id} {shown} "
                   f"{last.get(trainable.PROGRESS, 'no result')}", file=sys.stderr, flush=True)
 

@@ -1,0 +1,100 @@
+"""The compare sweep: its plan (methods x settings x seeds, per-method options, bad input) and
+one tiny end-to-end sweep on the shared local Ray whose printed table has every method."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ts3ray.config import METHOD_NAMES
+from ts3ray.errors import UserError
+from ts3ray.tune.cli import add_arguments, build
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_time_costs():
+    """The process's first torch.optim construction and sklearn import (seconds on a busy
+    machine) are paid here, not inside the first test that meets them."""
+    import sklearn.mixture  # noqa: F401
+    import torch
+
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+
+
+def parse(argv: list[str]):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_compare_plan_crosses_methods_settings_and_seeds():
+    plan, opts = build(parse(["compare", "--seeds", "0,1", "--settings",
+                              "digits:sym:0.4,digits:sym:0.2"]))
+    configs = [{**plan.common, **cell} for cell in plan.cells]
+    assert len(configs) == len(METHOD_NAMES) * 2 * 2
+    assert {(c["method"], c["noise_rate"], c["seed"]) for c in configs} == {
+        (m, r, s) for m in METHOD_NAMES for r in (0.4, 0.2) for s in (0, 1)}
+    # quick: digits, E/E1/E2 = 20/5/10, p_f 0.5, R 3; warm-ups and ramps scaled to it
+    assert (plan.common["epochs"], plan.common["e1"], plan.common["e2"]) == (20, 5, 10)
+    assert (plan.common["rounds"], plan.common["prune_fraction"]) == (3, 0.5)
+    options = {c["method"]: c["method_options"] for c in configs}
+    assert options["dividemix"] == "warmup_epochs=5" and options["jocor"] == "t_k=5"
+    assert options["ce"] == "" and options["ts3net"] == ""
+    assert opts.name == "compare-quick" and plan.table == "compare"
+
+
+def test_compare_method_options_merge_over_the_preset():
+    plan, _ = build(parse(["compare", "--methods", "jocor,dividemix,ce", "--method-options",
+                           "dividemix.evaluate=ensemble jocor.lam=0.5,itlm.reselect_every=2"]))
+    options = {cell["method"]: cell["method_options"] for cell in plan.cells}
+    assert options == {"jocor": "lam=0.5", "dividemix": "evaluate=ensemble", "ce": ""}
+
+
+def test_compare_paper_preset_is_table_one(tmp_path):
+    args = parse(["compare", "--preset", "paper", "--methods", "ce", f"data_root={tmp_path}"])
+    with pytest.raises(UserError, match="mnist"):  # no MNIST files there
+        build(args)
+    from ts3ray.tune.plans import PRESETS
+
+    paper = PRESETS["compare"]["paper"]
+    assert paper.settings == "mnist:sym:0.2,mnist:sym:0.4,mnist:asym:0.2"
+    assert paper.values == {"prune_fraction": 0.5, "rounds": 3}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "ce,adam"], "--methods 'adam' is not allowed"),
+    (["--method-options", "lam=0.5"], "--method-options item 'lam=0.5' is not allowed"),
+    (["--method-options", "jocor.lambda=0.5"], "lambda='0.5' is not allowed"),
+    (["method=ce"], "method= is not allowed for the compare sweep"),
+    (["--scheduler", "asha"], "--scheduler asha is not allowed for the compare sweep"),
+])
+def test_compare_bad_input_is_one_line(argv, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(")) as err:
+        build(parse(["compare", *argv]))
+    assert "\n" not in str(err.value)
+
+
+def test_compare_trials_to_the_printed_table(tmp_path, capsys):
+    """The plan's trials run as lottery runs (what each Tune trial runs) and the sweep's
+    closing table: every method dense and at the highest sparsity (Ray-free; the trainable
+    itself is covered by the other sweep tests)."""
+    from ts3ray.config import make_config
+    from ts3ray.results.writer import level_table, write_atomic
+    from ts3ray.run import LotteryRun
+    from ts3ray.tune.cli import print_table
+
+    args = parse(["compare", "--storage", str(tmp_path), "--methods", "ce,ts3net",
+                  "epochs=2", "e1=1", "e2=1", "rounds=1"])
+    plan, opts = build(args)
+    for i, cell in enumerate(plan.cells):
+        config = make_config({**plan.common, **cell})
+        run = LotteryRun(config)
+        list(run.epochs())
+        table = level_table(run.level_rows, config.to_dict())
+        write_atomic(table, f"{opts.results_uri}/levels/trial-{i}.parquet")
+    print_table(plan, opts, args)
+    out = capsys.readouterr().out
+    assert "digits, 0%" in out and "digits, 50%" in out  # every method dense and sparse
+    for label in ("| ce |", "| ts3net (dense) |", "| ts3net |"):
+        assert out.count(label) == 2
+    assert "| method | sym-40% | Params (M) | Non-zero |" in out
