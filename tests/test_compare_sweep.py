@@ -79,7 +79,7 @@ def test_compare_trials_to_the_printed_table(tmp_path, capsys):
     closing table: every method dense and at the highest sparsity (Ray-free; the trainable
     itself is covered by the other sweep tests)."""
     from ts3ray.config import make_config
-    from ts3ray.results.writer import level_table, write_atomic
+    from ts3ray.results.writer import level_table, write_parquet
     from ts3ray.run import LotteryRun
     from ts3ray.tune.cli import print_table
 
@@ -91,7 +91,7 @@ def test_compare_trials_to_the_printed_table(tmp_path, capsys):
         run = LotteryRun(config)
         list(run.epochs())
         table = level_table(run.level_rows, config.to_dict())
-        write_atomic(table, f"{opts.results_uri}/levels/trial-{i}.parquet")
+        write_parquet(table, f"{opts.results_uri}/levels/trial-{i}.parquet")
     print_table(plan, opts, args)
     out = capsys.readouterr().out
     assert "digits, 0%" in out and "digits, 50%" in out  # every method dense and sparse
