@@ -44,6 +44,8 @@ ORDERS = ("sparse_first", "dense_first")
 ALTERNATE_MODES = ("pass", "parity")
 NOISE_CONVENTIONS = ("sample", "exact")
 DEVICES = ("auto", "cpu", "cuda")  # no mps: the epoch statistics are float64
+PRECISION_NAMES = ("fp32", "bf16")  # ts3ray/accel.py
+COMPILE_NAMES = ("none", "default", "reduce-overhead", "max-autotune")  # torch.compile modes
 # Methods inside IMP (ts3ray/method/methods.py), in the row order of the paper's Tables I-III:
 # the baseline (plain CE), the competitors, TS3-Net. Plain data so that the torch-free result
 # layer can order its rows; method/methods.py checks that it matches its registry.
@@ -138,6 +140,11 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     eval_batch_size: int = 1024
+    # how the device computes (ts3ray/accel.py); recorded, and part of the run id
+    precision: str = "fp32"  # fp32 | bf16 (autocast; losses and selection stay fp32)
+    channels_last: bool = False  # conv nets in NHWC
+    compile: str = "none"  # none | default | reduce-overhead (CUDA graphs) | max-autotune
+    deterministic: bool = False  # deterministic CUDA kernels (slower)
 
     # -- derived values ------------------------------------------------------------
     @property
@@ -332,6 +339,8 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     from ts3ray.devices import parse_device
 
     parse_device(c.device)  # full syntax; whether it exists is checked where the run happens
+    _one_of("precision", c.precision, PRECISION_NAMES)
+    _one_of("compile", c.compile, COMPILE_NAMES)
     _check("\0" not in c.data_root, "data_root", c.data_root, "a path without NUL characters")
     int_limit = 2**31  # torch sizes and counters; Python ints are unbounded
     for key in ("epochs", "e1", "e2", "batch_size", "rounds", "seed", "eval_batch_size",

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ts3ray import pruning
+from ts3ray.accel import Acceleration, peak_memory_mb, reset_peak_memory, static_shapes
 from ts3ray.config import RunConfig
 from ts3ray.data import DeviceBatches, ImageDataset, apply_label_noise, load_dataset
 from ts3ray.data.batches import eval_batches
@@ -142,6 +143,7 @@ def prepare_data(config: RunConfig, device: torch.device, dataset: ImageDataset 
         augment=dataset.augment,
         device=device,
         seed=derive_seed(config.seed, "batches"),
+        drop_last=static_shapes(config.compile),  # CUDA graphs: one batch shape (accel.py)
     )
     eval_sets = {"test": EvalSet(dataset.test_x.to(device), dataset.test_y.to(device))}
     if val_idx.numel():
@@ -178,6 +180,7 @@ class LotteryRun:
         self.method = resolve_method(config)
         self.variant = VARIANTS[config.variant]  # TS3-Net's variant ("full" for the others)
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
+        self.accel = Acceleration(config, self.device)
         self.data, self.noisy = prepare_data(config, self.device, dataset)
         self.selector = make_selector(config)
         ds = self.data.dataset
@@ -188,6 +191,8 @@ class LotteryRun:
             for n in self.method.networks
         }
         self.init_states = {n: _clone_state(m) for n, m in self.models.items()}
+        for model in self.models.values():
+            self.accel.prepare(model)  # memory format, torch.compile (in place)
         self.masks = {
             n: pruning.init_masks(m, include_output=config.prune_output)
             for n, m in self.models.items()
@@ -267,14 +272,17 @@ class LotteryRun:
         ctx = MethodEpoch(config=c, data=self.data, selector=self.selector,
                           key=self.global_epoch, epoch=self.epoch, stats=stats,
                           seed=derive_seed(c.seed, "method"), state=self.method_state)
-        self.method.step(self._nets(), ctx)
-        for net, model in self.models.items():
-            for eval_set, accuracy in self.data.accuracies(model).items():
-                stats.add(f"{eval_set}_acc_{net}", accuracy)
-        if self.method.evaluated != ("S",):  # the method's own prediction rule
-            for eval_set, accuracy in self.data.accuracies(self.models,
-                                                           self.method.evaluated).items():
-                stats.add(f"{eval_set}_acc_eval", accuracy)
+        if self.epoch == 0:
+            reset_peak_memory(self.device)
+        with self.accel.autocast():
+            self.method.step(self._nets(), ctx)
+            for net, model in self.models.items():
+                for eval_set, accuracy in self.data.accuracies(model).items():
+                    stats.add(f"{eval_set}_acc_{net}", accuracy)
+            if self.method.evaluated != ("S",):  # the method's own prediction rule
+                for eval_set, accuracy in self.data.accuracies(self.models,
+                                                               self.method.evaluated).items():
+                    stats.add(f"{eval_set}_acc_eval", accuracy)
         values = stats.read()  # one host transfer for the epoch's statistics
         self.epoch += 1
         record = self._epoch_record(stage, lr, values, time.perf_counter() - started)
@@ -335,6 +343,7 @@ class LotteryRun:
                 **best_epoch_columns(level, "clean_val_acc_sparse", "clean_val"),
                 "val_acc_dense_last": last["val_acc_dense"],
                 "val_acc_eval_last": last["val_acc_eval"],
+                "gpu_peak_mb": peak_memory_mb(self.device),  # this level's peak allocation
             }
         )
         self.level += 1
