@@ -30,11 +30,15 @@ from typing import Any, Callable, Iterator
 
 from ts3ray.errors import UserError, one_line
 
-# GPU share per trial by architecture for `--gpus-per-trial auto` (several small-net trials
-# share a card). Not yet measured on a GPU (benchmarks/bench_gpu.py is to measure packing):
-# LeNet-300-100 (0.27M) and the CIFAR CNN (0.52M) leave a card mostly idle in one process;
-# VGG/ResNet (11-20M) take half; Inception-ResNet-v2 (54M, 299 px) a whole card.
-GPU_SHARE_BY_ARCH = {"lenet_300_100": 0.25, "cifar_cnn": 0.25, "vgg16": 0.5, "vgg19": 0.5,
+# GPU share per trial by architecture for `--gpus-per-trial auto`: small nets leave a card
+# mostly idle in one process (kernel launches and per-batch Python dominate), so several
+# trials share it. Measured with benchmarks/bench_gpu.py on an NVIDIA H200 (total throughput
+# of k concurrent trials as a multiple of one trial's, without / with MPS):
+#   lenet_300_100: k=2 1.68x / 2.01x, k=4 3.28x / 3.52x, k=8 5.11x / 6.57x  -> 1/8 of a GPU
+#   cifar_cnn:     k=2 1.15x / 1.52x, k=4 1.19x / 1.80x, k=8 1.19x / 1.85x  -> 1/4 of a GPU
+# VGG/ResNet (11-20M parameters) and Inception-ResNet-v2 (54M, 299 px) are not measured yet:
+# half a card and a whole card.
+GPU_SHARE_BY_ARCH = {"lenet_300_100": 0.125, "cifar_cnn": 0.25, "vgg16": 0.5, "vgg19": 0.5,
                      "resnet18": 0.5, "inception_resnet_v2": 1.0}
 
 
