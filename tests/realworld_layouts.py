@@ -37,12 +37,12 @@ def write_lines(path: Path, lines) -> Path:
 
 
 # -- ANIMAL-10N: training/ and testing/, "<label>_<id>.jpg", 64 x 64 -------------------------
-def animal10n(root: Path, n_train: int = 12, n_test: int = 5) -> Path:
+def animal10n(root: Path, n_train: int = 12, n_test: int = 5, size: int = 64) -> Path:
     base = root / "ANIMAL-10N"
     for split, n, offset in (("training", n_train, 0), ("testing", n_test, 1000)):
         for i in range(n):
             label = (3 * i + 1) % 10
-            write_image(base / split / f"{label}_{offset + i:05d}.jpg", image(offset + i, 64, 64))
+            write_image(base / split / f"{label}_{offset + i:05d}.jpg", image(offset + i, size, size))
     return base
 
 

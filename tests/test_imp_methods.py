@@ -164,14 +164,15 @@ def test_ensemble_evaluation_columns(dataset):
     record = run.train_epoch()
     data, models = run.data, run.models
     test = data.eval_sets["test"]
-    x = torch.cat([b.x for b in data._in_order(test.x, test.y)])
+    batches = list(test.batches())
+    x, y = torch.cat([b.x for b in batches]), torch.cat([b.y for b in batches])
     for m in models.values():
         m.eval()
     with torch.no_grad():
         both = (models["S"](x) + models["D"](x)).argmax(1)
         alone = models["S"](x).argmax(1)
-    assert record["acc_eval"] == (both == test.y).double().mean().item()
-    assert record["acc_sparse"] == (alone == test.y).double().mean().item()
+    assert record["acc_eval"] == (both == y).double().mean().item()
+    assert record["acc_sparse"] == (alone == y).double().mean().item()
     assert math.isnan(record["val_acc_eval"])  # no hold-out in this config
     held = LotteryRun(config("dividemix", method_options="evaluate=ensemble,warmup_epochs=1",
                              val_fraction=0.25), dataset=dataset)

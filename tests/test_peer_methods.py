@@ -9,7 +9,6 @@ from torch import nn
 from ts3ray import pruning
 from ts3ray.config import make_config
 from ts3ray.data import make_synthetic
-from ts3ray.data.batches import eval_batches
 from ts3ray.method import dividemix as DM
 from ts3ray.method import peer_losses as PL
 from ts3ray.method import peers
@@ -300,9 +299,8 @@ def test_dividemix_epoch_uses_mixup_coefficient_at_least_one_half(data, monkeypa
 def test_ensemble_prediction_sums_both_networks(data):
     nets = build_nets("dividemix")
     models = {n: net.model for n, net in nets.items()}
-    test = data.eval_sets["test"]
-    x = torch.cat([b.x for b in eval_batches(test.x, batch_size=1024, mean=data.dataset.mean,
-                                             std=data.dataset.std, device=CPU)])
+    batches = list(data.eval_sets["test"].batches())
+    x, y = torch.cat([b.x for b in batches]), torch.cat([b.y for b in batches])
     with torch.no_grad():
         both = peers.predict(models, ("S", "D"), x)
         assert torch.equal(both, models["S"](x) + models["D"](x))
@@ -310,7 +308,7 @@ def test_ensemble_prediction_sums_both_networks(data):
     assert torch.equal(alone, models["S"](x))
     ensemble = make_options("dividemix", "cifar10", overrides={"evaluate": "ensemble"})
     assert METHODS["dividemix"].evaluated(ensemble) == ("S", "D")
-    expected = (both.argmax(1) == test.y).double().mean().item()
+    expected = (both.argmax(1) == y).double().mean().item()
     assert peers.accuracy(data, models, ("S", "D")).item() == pytest.approx(expected)
     assert models["S"].training and models["D"].training  # modes restored
 

@@ -55,23 +55,27 @@ def test_run_trains_on_the_rest_and_scores_s_and_d_on_the_held_out_noisy_labels(
     val = run.data.eval_sets["val"]
     train_idx, val_idx = holdout_split(run.noisy.labels, 0.1, seed=_val_seed(config))
     # the held-out images are exactly the drawn indices, with their NOISY labels
-    assert torch.equal(val.x, dataset.train_x[val_idx])
-    assert torch.equal(val.y, run.noisy.labels[val_idx])
+    held = list(val.batches())
+    val_y = torch.cat([b.y for b in held])
+    norm = dataset.train_x[val_idx].float().div(255).sub(dataset.mean[0]).div(dataset.std[0])
+    assert torch.allclose(torch.cat([b.x for b in held]), norm)
+    assert torch.equal(val_y, run.noisy.labels[val_idx])
     assert torch.equal(run.data.batches.x, dataset.train_x[train_idx])
-    assert run.data.batches.num_samples == n - val.size
+    assert run.data.batches.num_samples == n - val.num_samples
     # one pass over the batches S and D train on holds every remaining sample exactly once
     seen = torch.cat([idx for _, _, idx in run.data.batches.epoch(0)])
-    assert sorted(seen.tolist()) == list(range(n - val.size))
+    assert sorted(seen.tolist()) == list(range(n - val.num_samples))
     # per class of the noisy labels, round(0.1 n_c) held out
     counts = run.noisy.labels.bincount(minlength=10)
-    assert val.y.bincount(minlength=10).tolist() == [math.floor(0.1 * c + 0.5) for c in counts]
+    assert val_y.bincount(minlength=10).tolist() == [math.floor(0.1 * c + 0.5) for c in counts]
     record = next(run.epochs())
     assert 0 < record["val_acc_sparse"] < 1 and 0 < record["val_acc_dense"] < 1
     assert math.isnan(record["clean_val_acc_sparse"])  # digits ships no clean val set
     for record in run.epochs():
         pass
     level = run.level_rows[0]
-    assert level["val_samples"] == val.size and level["train_samples"] == n - val.size
+    assert level["val_samples"] == val.num_samples
+    assert level["train_samples"] == n - val.num_samples
 
 
 def _val_seed(config):

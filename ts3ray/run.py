@@ -23,10 +23,13 @@ from torch import nn
 from ts3ray import pruning
 from ts3ray.accel import Acceleration, peak_memory_mb, reset_peak_memory, static_shapes
 from ts3ray.config import RunConfig
-from ts3ray.data import DeviceBatches, ImageDataset, apply_label_noise, load_dataset
-from ts3ray.data.batches import eval_batches
-from ts3ray.data.split import holdout_split
+from ts3ray import data
+from ts3ray.data import DeviceBatches
+from ts3ray.data.metrics import topk_correct
+from ts3ray.data.prepared import EvalSet as PreparedEval
+from ts3ray.data.streaming import StreamingBatches
 from ts3ray.devices import check_device_exists
+from ts3ray.errors import ConfigError
 from ts3ray.method.methods import MethodEpoch, resolve_method
 from ts3ray.method.selection import make_selector
 from ts3ray.method.stages import EpochStats, Net, Pair
@@ -53,50 +56,43 @@ def resolve_device(name: str) -> torch.device:
 
 
 @dataclass
-class EvalSet:
-    """Images and labels a network is scored on, resident on the device."""
-
-    x: torch.Tensor  # uint8 (M, C, H, W)
-    y: torch.Tensor  # int64 (M,)
-
-    @property
-    def size(self) -> int:
-        return int(self.y.shape[0])
-
-
-@dataclass
 class TrainingData:
-    """Everything the stages read, resident on the training device.
+    """Everything the stages read, on (or streamed to) the training device.
 
-    `batches`, `true_y` and `label_is_clean` cover the samples S and D train on (all of the
-    training set, or all but the held-out part when val_fraction > 0); sample indices in the
-    stages index these. `eval_sets` holds what networks are scored on each epoch: "test"
-    always, "val" (the held-out noisy labels) and "clean_val" (a dataset's own clean
-    validation set) where they exist.
+    `batches`, `true_y`, `label_known` and `label_is_clean` cover the samples S and D train on
+    (the whole training set, or all but the held-out part when val_fraction > 0); sample
+    indices in the stages index these. `true_y` is -1 where a dataset does not know a
+    training sample's clean label (ANIMAL-10N, WebVision): label precision and relabel
+    accuracy count only the samples whose label is known. `eval_sets` holds what networks
+    are scored on each epoch: "test" (the primary test set) and any further named test sets
+    (WebVision: "ilsvrc12_val"), "val" (the held-out noisy labels) and "clean_val" (a
+    dataset's own clean validation set) where they exist. `test_sets` names the test sets.
     """
 
-    batches: DeviceBatches  # training images with the *noisy* labels
-    true_y: torch.Tensor  # clean training labels (for label precision / relabel accuracy)
-    label_is_clean: torch.Tensor  # noisy label == true label, per training sample
-    eval_sets: dict[str, EvalSet]
-    dataset: ImageDataset
+    batches: DeviceBatches | StreamingBatches  # training images with the *noisy* labels
+    true_y: torch.Tensor
+    label_known: torch.Tensor
+    label_is_clean: torch.Tensor  # noisy label == known clean label
+    eval_sets: dict[str, PreparedEval]
+    test_sets: tuple[str, ...]
+    num_classes: int
+    in_channels: int
+    image_size: tuple[int, int]
+    path: str  # "device" or "stream"
     device: torch.device
-    eval_batch_size: int
-
-    def _in_order(self, x_uint8: torch.Tensor, y: torch.Tensor):
-        return eval_batches(x_uint8, y, batch_size=self.eval_batch_size, mean=self.dataset.mean,
-                            std=self.dataset.std, device=self.device)
 
     def train_eval_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The training set in order, no augmentation, with the noisy labels (for GMM)."""
-        for x, y, _ in self._in_order(self.batches.x, self.batches.labels):
+        for x, y, _ in self.batches.in_order():
             yield x, y
 
     @torch.no_grad()
     def accuracies(self, model: nn.Module | dict[str, nn.Module],
-                   names: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+                   names: tuple[str, ...] | None = None, *,
+                   top5: bool = False) -> dict[str, torch.Tensor]:
         """Accuracy on every eval set as 0-dim device tensors (read back with the epoch's
-        stats): {"test": ..., "val": ..., "clean_val": ...} for the sets that exist.
+        stats): {"test": ..., "val": ..., "clean_val": ...} for the sets that exist, and with
+        `top5` also {"test_top5": ...} for each test set (Table VI).
 
         `model` is one network, or a dict of networks of which `names` are evaluated by
         the argmax of their summed logits (DivideMix's two-network prediction)."""
@@ -107,62 +103,45 @@ class TrainingData:
             models[n].eval()
         out = {}
         for name, part in self.eval_sets.items():
-            correct = torch.zeros((), dtype=torch.int64, device=self.device)
-            for x, y, _ in self._in_order(part.x, part.y):
+            ks = (1, 5) if top5 and name in self.test_sets and self.num_classes > 5 else (1,)
+            correct = torch.zeros(len(ks), dtype=torch.int64, device=self.device)
+            for x, y, _ in part.batches():
                 logits = models[names[0]](x)
                 for n in names[1:]:
                     logits = logits + models[n](x)
-                correct += (logits.argmax(dim=1) == y).sum()
-            out[name] = correct.double() / part.size
+                correct += topk_correct(logits, y, ks)
+            out[name] = correct[0].double() / part.num_samples
+            if len(ks) > 1:
+                out[f"{name}_top5"] = correct[1].double() / part.num_samples
         for n in names:
             models[n].train(modes[n])
         return out
 
 
-def prepare_data(config: RunConfig, device: torch.device, dataset: ImageDataset | None = None):
-    dataset = dataset or load_dataset(config.dataset, config.data_root, seed=config.seed)
-    noisy = apply_label_noise(
-        dataset.train_y,
-        dataset.num_classes,
-        config.noise,
-        config.noise_rate,
-        derive_seed(config.seed, "noise"),
-        dataset=config.dataset,
-        convention=config.noise_convention,
-    )
-    # The hold-out is drawn after the noise, stratified by the noisy labels: it is a part of
-    # the noisy training set, identical for S and D, and never trained on.
-    train_idx, val_idx = holdout_split(noisy.labels, config.val_fraction,
-                                       derive_seed(config.seed, "val"))
-    batches = DeviceBatches(
-        dataset.train_x[train_idx],
-        noisy.labels[train_idx],
-        batch_size=config.batch_size,
-        mean=dataset.mean,
-        std=dataset.std,
-        augment=dataset.augment,
-        device=device,
-        seed=derive_seed(config.seed, "batches"),
-        drop_last=static_shapes(config.compile),  # CUDA graphs: one batch shape (accel.py)
-    )
-    eval_sets = {"test": EvalSet(dataset.test_x.to(device), dataset.test_y.to(device))}
-    if val_idx.numel():
-        eval_sets["val"] = EvalSet(dataset.train_x[val_idx].to(device),
-                                   noisy.labels[val_idx].to(device))
-    if dataset.has_clean_val:
-        eval_sets["clean_val"] = EvalSet(dataset.val_x.to(device), dataset.val_y.to(device))
-    return (
-        TrainingData(
-            batches=batches,
-            true_y=dataset.train_y[train_idx].to(device),
-            label_is_clean=(~noisy.is_noisy[train_idx]).to(device),
-            eval_sets=eval_sets,
-            dataset=dataset,
-            device=device,
-            eval_batch_size=config.eval_batch_size,
-        ),
-        noisy,
-    )
+def prepare_data(config: RunConfig, device: torch.device, dataset=None):
+    """The run's data through data.prepare_data: its dataset's data path (device-resident or
+    streamed), labels (noise drawn from T, CIFAR-N, a real-world set's own), the seeded
+    hold-out of the noisy training set (drawn after the noise, stratified by noisy label,
+    identical for S and D, never trained on) and every eval set."""
+    p = data.prepare_data(
+        config.dataset, config.data_root, noise=config.noise, noise_rate=config.noise_rate,
+        noise_seed=derive_seed(config.seed, "noise"), batch_seed=derive_seed(config.seed, "batches"),
+        batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, device=device,
+        noise_labels=config.noise_labels, convention=config.noise_convention,
+        data_path=config.data_path, workers=config.data_workers, load_seed=config.seed,
+        dataset=dataset, val_fraction=config.val_fraction, val_seed=derive_seed(config.seed, "val"),
+        drop_last=static_shapes(config.compile))  # CUDA graphs: one batch shape (accel.py)
+    tests = list(p.tests.items())
+    eval_sets = {"test": tests[0][1], **dict(tests[1:])}  # the first is the primary test set
+    if p.holdout is not None:
+        eval_sets["val"] = p.holdout
+    if p.val is not None:
+        eval_sets["clean_val"] = p.val
+    test_sets = ("test", *(name for name, _ in tests[1:]))
+    return (TrainingData(batches=p.train, true_y=p.true_y, label_known=p.label_known,
+                         label_is_clean=p.label_is_clean, eval_sets=eval_sets, test_sets=test_sets,
+                         num_classes=p.num_classes, in_channels=p.in_channels,
+                         image_size=p.image_size, path=p.path, device=device), p.noisy)
 
 
 class LotteryRun:
@@ -173,7 +152,7 @@ class LotteryRun:
         self,
         config: RunConfig,
         *,
-        dataset: ImageDataset | None = None,
+        dataset=None,  # an ImageDataset or FileImageDataset already loaded (tests, benchmarks)
         device: torch.device | str | None = None,
     ):
         self.config = config
@@ -182,9 +161,13 @@ class LotteryRun:
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.accel = Acceleration(config, self.device)
         self.data, self.noisy = prepare_data(config, self.device, dataset)
+        if self.data.path == "stream" and self.method.needs_resident_data:
+            raise ConfigError("method", config.method, "a method that reads its training images "
+                              "by index (itlm, dividemix) needs device-resident data, but "
+                              f"{config.dataset} streams from disk here (data_path=stream)")
         self.selector = make_selector(config)
-        ds = self.data.dataset
-        shape = dict(num_classes=ds.num_classes, in_channels=ds.in_channels, image_size=ds.image_size)
+        d = self.data
+        shape = dict(num_classes=d.num_classes, in_channels=d.in_channels, image_size=d.image_size)
         # S and D start from different initialisations (Sec. IV-A)
         self.models: dict[str, nn.Module] = {
             n: build_model(config.arch, seed=derive_seed(config.seed, n), **shape).to(self.device)
@@ -277,7 +260,7 @@ class LotteryRun:
         with self.accel.autocast():
             self.method.step(self._nets(), ctx)
             for net, model in self.models.items():
-                for eval_set, accuracy in self.data.accuracies(model).items():
+                for eval_set, accuracy in self.data.accuracies(model, top5=net == "S").items():
                     stats.add(f"{eval_set}_acc_{net}", accuracy)
             if self.method.evaluated != ("S",):  # the method's own prediction rule
                 for eval_set, accuracy in self.data.accuracies(self.models,
@@ -320,10 +303,21 @@ class LotteryRun:
             "loss_dense": ratio("loss_D", "steps_D"),
             "label_precision": ratio("selected_correct", "selected"),
             "relabel_count": int(v.get("relabeled", 0)),
-            "relabel_accuracy": ratio("relabeled_correct", "relabeled"),
+            "relabel_accuracy": ratio("relabeled_correct", "relabeled_known"),
             "lr": lr,
             "seconds": seconds,
+            # top-5 of S (Table VI; NaN with <= 5 classes) and further named test sets
+            "top5_sparse": v.get("test_top5_acc_S", math.nan),
+            **{column: v.get(key, math.nan) for column, key in self._extra_test_columns()},
         }
+
+    def _extra_test_columns(self) -> list[tuple[str, str]]:
+        """(column, stats key) of the test sets after the primary one (WebVision: ILSVRC12)."""
+        out = []
+        for name in self.data.test_sets[1:]:
+            out += [(f"acc_sparse_{name}", f"{name}_acc_S"),
+                    (f"top5_sparse_{name}", f"{name}_top5_acc_S")]
+        return out
 
     def _finish_level(self, last: dict[str, Any]) -> None:
         level = [r for r in self.epoch_rows if r["round"] == self.level]
@@ -335,7 +329,8 @@ class LotteryRun:
                 "nonzero_params": last["nonzero_params"],
                 "total_params": self.total_params,
                 "train_samples": self.data.batches.num_samples,
-                "val_samples": self.data.eval_sets["val"].size if "val" in self.data.eval_sets else 0,
+                "val_samples": (self.data.eval_sets["val"].num_samples
+                                if "val" in self.data.eval_sets else 0),
                 "acc_sparse_last": last["acc_sparse"],
                 "acc_dense_last": last["acc_dense"],
                 "acc_eval_last": last["acc_eval"],
@@ -344,6 +339,8 @@ class LotteryRun:
                 "val_acc_dense_last": last["val_acc_dense"],
                 "val_acc_eval_last": last["val_acc_eval"],
                 "gpu_peak_mb": peak_memory_mb(self.device),  # this level's peak allocation
+                "top5_sparse_last": last["top5_sparse"],
+                **{f"{column}_last": last[column] for column, _ in self._extra_test_columns()},
             }
         )
         self.level += 1

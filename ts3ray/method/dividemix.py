@@ -29,7 +29,8 @@ from ts3ray.method import peer_losses as PL
 from ts3ray.method.losses import per_sample_ce
 from ts3ray.method.peer_data import (CyclingBatches, generator, gmm_clean_probability,
                                      numpy_rng, stream_seed, subset_batches, train_losses, view)
-from ts3ray.method.peers import PeerContext, record_selection
+from ts3ray.method.peers import PeerContext
+from ts3ray.method.stages import record_selection
 from ts3ray.method.schedules import linear_rampup
 from ts3ray.method.stages import Net
 

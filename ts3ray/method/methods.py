@@ -70,6 +70,12 @@ class ImpMethod:
     select_rate: float | None = None  # r of a competitor that selects by a rate (Eq. 2 rules)
     why_pruned: str = ""
 
+    @property
+    def needs_resident_data(self) -> bool:
+        """ITLM trains on a subset and DivideMix draws second views, both by sample index from
+        the device-resident images (peer_data.py): not from a stream."""
+        return self.name in ("itlm", "dividemix")
+
 
 # -- TS3-Net ------------------------------------------------------------------------------
 def _ts3net(config: RunConfig) -> ImpMethod:

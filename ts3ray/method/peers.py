@@ -23,7 +23,7 @@ from ts3ray.method import peer_losses as PL
 from ts3ray.method.losses import masked_mean, per_sample_ce, small_loss_count, small_loss_mask
 from ts3ray.method.peer_data import generator, subset_batches, train_losses
 from ts3ray.method.schedules import forget_rate
-from ts3ray.method.stages import EpochStats, Net
+from ts3ray.method.stages import EpochStats, Net, record_selection
 
 
 @dataclass
@@ -43,7 +43,7 @@ class PeerContext:
 
     @property
     def num_classes(self) -> int:
-        return self.data.dataset.num_classes
+        return self.data.num_classes
 
 
 # -- optimiser steps ------------------------------------------------------------------------
@@ -83,13 +83,6 @@ def joint_step(nets: list[Net], loss: torch.Tensor, grad_clip: float | None = No
     for net in nets:
         if net.masks is not None:
             pruning.apply_masks(net.model, net.masks)
-
-
-def record_selection(ctx: PeerContext, selected: torch.Tensor, idx: torch.Tensor) -> None:
-    """Label precision of a selection: the share of selected samples whose noisy label is
-    the true one (the `label_precision` column)."""
-    ctx.stats.add("selected", selected.sum())
-    ctx.stats.add("selected_correct", (selected & ctx.data.label_is_clean[idx]).sum())
 
 
 # -- ce, sce, mae, apl: one network, a robust loss on every sample --------------------------

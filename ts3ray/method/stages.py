@@ -81,10 +81,13 @@ class EpochContext:
     stats: EpochStats
 
 
-def _record_selection(ctx: EpochContext, clean: torch.Tensor, idx: torch.Tensor) -> None:
-    """Label precision of S's small-loss set (Fig. 11 a/b): noisy label == true label."""
-    ctx.stats.add("selected", clean.sum())
-    ctx.stats.add("selected_correct", (clean & ctx.data.label_is_clean[idx]).sum())
+def record_selection(ctx, selected: torch.Tensor, idx: torch.Tensor) -> None:
+    """Label precision of a selection (Fig. 11 a/b; the `label_precision` column): the share
+    of selected samples whose noisy label is the true one, among the samples whose true label
+    the dataset knows (all, for synthetic noise). `ctx`: any epoch context with stats and data."""
+    known = selected & ctx.data.label_known[idx]
+    ctx.stats.add("selected", known.sum())
+    ctx.stats.add("selected_correct", (known & ctx.data.label_is_clean[idx]).sum())
 
 
 def warmup_epoch(pair: Pair, ctx: EpochContext) -> None:
@@ -122,7 +125,7 @@ def _learn_from_peer(learner: str, teacher: str, pair: Pair, ctx: EpochContext) 
         s_clean = peer_clean if teacher == "S" else None
         if learner == "S" and s_clean is None:
             s_clean = ctx.selector.clean_mask("S", ce.detach(), idx)
-        _record_selection(ctx, s_clean, idx)
+        record_selection(ctx, s_clean, idx)
         ctx.stats.add_loss(learner, loss)
     peer.model.train()
 
@@ -159,7 +162,7 @@ def coteach_epoch(pair: Pair, ctx: EpochContext) -> None:
             loss = L.masked_mean(ce[name], clean[peer])  # Eq. 3 with the peer's selection
             nets[name].step(loss)
             ctx.stats.add_loss(name, loss)
-        _record_selection(ctx, clean["S"], idx)
+        record_selection(ctx, clean["S"], idx)
 
 
 def refine_epoch(pair: Pair, ctx: EpochContext) -> None:
@@ -173,9 +176,11 @@ def refine_epoch(pair: Pair, ctx: EpochContext) -> None:
         pseudo, relabeled = L.relabel(logits, clean, ctx.config.tau)  # Eq. 6
         loss = L.refinement_loss(ce, logits, clean, pseudo, relabeled, ctx.config.gamma)  # Eq. 7
         sparse.step(loss)
-        _record_selection(ctx, clean, idx)
+        record_selection(ctx, clean, idx)
         ctx.stats.add("relabeled", relabeled.sum())
-        ctx.stats.add("relabeled_correct", (relabeled & (pseudo == ctx.data.true_y[idx])).sum())
+        known = relabeled & ctx.data.label_known[idx]  # relabel accuracy over known labels
+        ctx.stats.add("relabeled_known", known.sum())
+        ctx.stats.add("relabeled_correct", (known & (pseudo == ctx.data.true_y[idx])).sum())
         ctx.stats.add_loss("S", loss)
 
 
