@@ -397,3 +397,28 @@ def test_dense_level_shared_by_prune_fractions_counts_once():
     level0 = block.rows[0].cells[0]
     assert level0.mean == pytest.approx((80 + 70) / 2)  # seed 0 once, seed 1 once
     assert level0.std == pytest.approx(pd.Series([80.0, 70.0]).std())
+
+
+# -- Tables IV-VI ---------------------------------------------------------------------------
+
+def test_realworld_table_clothing1m_best_and_last_webvision_top1_top5(tmp_path, capsys):
+    rows = []
+    for seed, (best, last) in enumerate([(0.70, 0.68), (0.72, 0.66)]):
+        rows += trial_rows(f"c{seed}", last, dataset="clothing1m", noise="human", rate=0.385,
+                           seed=seed, rounds=1, arch="resnet18")
+        rows[-1]["acc_sparse_at_best_clean_val"] = best
+    rows += trial_rows("w", 0.60, dataset="webvision50", noise="human", rate=0.2, rounds=1,
+                       arch="inception_resnet_v2")
+    rows[-1].update(top5_sparse_last=0.80, acc_sparse_ilsvrc12_val_last=0.55,
+                    top5_sparse_ilsvrc12_val_last=0.78)
+    rows += trial_rows("a", 0.81, dataset="animal10n", noise="human", rate=0.08, rounds=1,
+                       arch="vgg19")
+    path = tmp_path / "levels.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+    code, out, _ = run_cli(["table", "realworld", str(path)], capsys)
+    assert code == 0
+    assert "| method | Best | Last |" in out  # Table V
+    assert "| ts3net | **71.00 ± 1.41** | **67.00 ± 1.41** |" in out
+    assert "| method | WebVision top-1 | WebVision top-5 | ILSVRC12 top-1 | ILSVRC12 top-5 |" in out
+    assert "| ts3net | **60.00** | **80.00** | **55.00** | **78.00** |" in out  # Table VI
+    assert "| method | Accuracy |" in out and "| ts3net | **81.00** |" in out  # Table IV

@@ -22,7 +22,8 @@ from ts3ray.results.render import RENDERERS
 from ts3ray.results.table_model import TableModel
 from ts3ray.storage import write_text_atomic
 from ts3ray.results.tables import (
-    DEFAULT_METRIC, PAPER_LEVELS, TableOptions, compare_table, sensitivity_table, sparsity_table,
+    DEFAULT_METRIC, PAPER_LEVELS, TableOptions, compare_table, realworld_table, sensitivity_table,
+    sparsity_table,
 )
 
 
@@ -48,6 +49,8 @@ TABLE_KINDS: dict[str, TableKind] = {
                          "Tables I-III: a row per method, a column per noise setting, params"),
     "importance": TableKind(_importance, ("params", "evaluator"),
                             "parameter importance of a search sweep (Optuna)"),
+    "realworld": TableKind(realworld_table, ("sparsity",),
+                           "Tables IV-VI: ANIMAL-10N, Clothing1M Best/Last, WebVision top-1/top-5"),
     "pareto": TableKind(pareto_table, ("select", "within"),
                         "the accuracy-sparsity front and the sparsest ticket within X points"),
 }

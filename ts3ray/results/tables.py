@@ -21,6 +21,7 @@ import pandas as pd
 from ts3ray.config import METHOD_NAMES, METHOD_PARAMS
 from ts3ray.errors import UserError
 from ts3ray.results.load import (
+    require_columns,
     check_metric, drop_early_stopped, drop_repeated_dense_levels, final_level,
     percent_scale,
     prepare, selection_notes, setting_label, settings_in_order,
@@ -351,3 +352,49 @@ def _count(values: pd.Series, decimals: int | None) -> Cell:
         decimals = max(2, 1 - math.floor(math.log10(abs(cell.mean))))
     cell.std, cell.decimals = None, decimals
     return cell
+
+
+# -- Tables IV-VI: real-world noisy data ------------------------------------------------
+
+# Columns (header, levels column) per dataset; every other dataset gets Table IV's one column.
+REALWORLD_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    # Table V: test accuracy at the epoch of best clean-validation accuracy, and at the last
+    "clothing1m": (("Best", "acc_sparse_at_best_clean_val"), ("Last", "acc_sparse_last")),
+    # Table VI: top-1 / top-5 on WebVision's validation set and on ILSVRC12's
+    "webvision50": (("WebVision top-1", "acc_sparse_last"), ("WebVision top-5", "top5_sparse_last"),
+                    ("ILSVRC12 top-1", "acc_sparse_ilsvrc12_val_last"),
+                    ("ILSVRC12 top-5", "top5_sparse_ilsvrc12_val_last")),
+}
+REALWORLD_DEFAULT = (("Accuracy", "acc_sparse_last"),)  # Table IV (ANIMAL-10N), CIFAR-N
+
+
+def realworld_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
+    """Tables IV-VI: a block per dataset and level, a row per method, the dataset's own
+    columns (REALWORLD_COLUMNS), mean ± std over seeds in percent, best per column marked."""
+    what = "realworld"
+    trials = full_budget(levels, TableOptions(metric="acc_sparse_last"), ["sparsity"], what)
+    rows = add_method_labels(trials.rows)
+    blocks, used = [], set()
+    for level_name, final in _pick_levels(rows, opts.sparsity):
+        used.update((final["sparsity"].astype(float) * 100).round(1))
+        for dataset, part in _group_blocks(final, ["dataset"]):
+            columns = REALWORLD_COLUMNS.get(dataset, REALWORLD_DEFAULT)
+            require_columns(part, [c for _, c in columns], "levels", f"{what} ({dataset})")
+            table_rows = []
+            for value in display_order(METHOD, part[METHOD]):
+                mine = part[part[METHOD] == value]
+                table_rows.append(Row(str(value), [summarize(mine[c].astype(float) * 100)
+                                                   for _, c in columns]))
+            mark_best(table_rows)
+            name = ", ".join(filter(None, [dataset, level_name]))
+            blocks.append(Block(name, Label(name), Label("method"),
+                                [Label(h) for h, _ in columns], table_rows))
+    notes = [f"test accuracy (%) at each trial's {'highest sparsity level' if opts.sparsity is None else 'requested level'}"
+             f" (sparsity used: {', '.join(level_label(v) for v in sorted(used))}%); best value "
+             "per column marked",
+             "Clothing1M: Best = at the epoch of best accuracy on its clean validation set, "
+             "Last = the last epoch (Table V); WebVision: top-1 / top-5 on WebVision's and on "
+             "ILSVRC12's validation images (Table VI)",
+             *trials.notes, *_std_note(blocks)]
+    return TableModel("Real-world noisy labels: test accuracy (%)", "dataset/sparsity", "method",
+                      blocks, notes)
