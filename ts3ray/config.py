@@ -393,7 +393,9 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     from ts3ray.method.methods import check_method
 
     check_method(c)  # method_options known and valid for the method; variant only for ts3net
-    if check_files:
+    if check_files and "://" in c.data_root:
+        data.check_remote_root(c.data_root)  # its files are checked where the trials run
+    elif check_files:
         data.check_available(c.dataset, c.data_root)
         data.check_noise_files(c.dataset, c.noise, c.noise_labels, c.data_root)
 

@@ -123,8 +123,11 @@ def prepare_data(config: RunConfig, device: torch.device, dataset=None):
     streamed), labels (noise drawn from T, CIFAR-N, a real-world set's own), the seeded
     hold-out of the noisy training set (drawn after the noise, stratified by noisy label,
     identical for S and D, never trained on) and every eval set."""
+    root = data.local_data_root(config.data_root)  # a URI: this node's copy (data/cache.py)
+    if dataset is None and root != config.data_root:  # checked here, where the run happens
+        data.check_available(config.dataset, root)
     p = data.prepare_data(
-        config.dataset, config.data_root, noise=config.noise, noise_rate=config.noise_rate,
+        config.dataset, root, noise=config.noise, noise_rate=config.noise_rate,
         noise_seed=derive_seed(config.seed, "noise"), batch_seed=derive_seed(config.seed, "batches"),
         batch_size=config.batch_size, eval_batch_size=config.eval_batch_size, device=device,
         noise_labels=config.noise_labels, convention=config.noise_convention,

@@ -1,6 +1,7 @@
 """Datasets as device-ready tensors or image files, label noise (synthetic and human), and the
 device-resident and streaming batch paths."""
 from ts3ray.data.batches import Batch, DeviceBatches
+from ts3ray.data.cache import check_remote_root, local_data_root
 from ts3ray.data.dataset import ImageDataset
 from ts3ray.data.files import FileImageDataset, FileSplit, ImageTransform
 from ts3ray.data.human import LABEL_SETS, check_noise, check_noise_files, human_noise_rate
@@ -14,6 +15,7 @@ from ts3ray.data.streaming import StreamingBatches, stream_eval_batches
 from ts3ray.data.synthetic import make_synthetic
 
 __all__ = [
+    "check_remote_root", "local_data_root",
     "ASYM_MAPS", "Batch", "DATASET_NAMES", "DATA_PATHS", "DeviceBatches", "EvalSet", "FILE_DATASET_NAMES",
     "FileImageDataset", "FileSplit", "ImageDataset", "ImageTransform", "LABEL_SETS", "NOISE_KINDS", "NoisyLabels",
     "PreparedData", "StreamingBatches", "apply_label_noise", "check_available", "check_noise", "check_noise_files",
