@@ -186,6 +186,13 @@ def test_choosing_sweeps_hold_out_validation_data_and_keep_every_cell_sweeps_do_
     assert plan.selected_on is None and plan.common["val_fraction"] == 0.0
     plan, _ = build(parse(["search", "--objective", "test", "val_fraction=0"]))
     assert plan.selected_on == "test" and plan.common["val_fraction"] == 0.0
+    # a dataset whose defaults hold out data keeps its own hold-out (MNIST: 1/6, 50,000 left)
+    from ts3ray.config import MNIST_TRAIN_HOLDOUT
+    from ts3ray.tune.plans import CHOOSING, full_config
+
+    assert full_config({"dataset": "mnist", CHOOSING: 0.1},
+                       check_files=False)["val_fraction"] == MNIST_TRAIN_HOLDOUT
+    assert full_config({"dataset": "digits", CHOOSING: 0.1}, check_files=False)["val_fraction"] == 0.1
 
 
 def test_grid_crosses_values_per_setting_and_seed():

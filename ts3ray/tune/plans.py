@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import itertools
 
-from ts3ray.config import (METHOD_NAMES, METHOD_PARAMS, SELECTION_COLUMNS, make_config,
+from ts3ray.config import (DATASET_DEFAULTS, METHOD_NAMES, METHOD_PARAMS, SELECTION_COLUMNS, make_config,
                            parse_value)
 from ts3ray.errors import UserError
 
@@ -139,8 +139,18 @@ def parse_list(option: str, text: str, kind: Callable = str) -> list:
     return items
 
 
+CHOOSING = "_choosing_val_fraction"  # carried in a plan's base values (apply_selection)
+
+
 def full_config(values: dict[str, Any], check_files: bool = True) -> dict[str, Any]:
-    """Validated values of every RunConfig field (raises ConfigError / DataMissingError)."""
+    """Validated values of every RunConfig field (raises ConfigError / DataMissingError).
+    A choosing sweep's hold-out applies where neither the user nor the dataset's defaults
+    (MNIST: 1/6, the paper's 50,000 training images) set val_fraction."""
+    values = dict(values)
+    choosing = values.pop(CHOOSING, None)
+    if choosing and "val_fraction" not in values:
+        defaults = DATASET_DEFAULTS.get(values.get("dataset", "digits"), {})
+        values["val_fraction"] = defaults.get("val_fraction") or choosing
     return make_config(values, check_files=check_files).to_dict()
 
 
@@ -389,9 +399,10 @@ def selection_signal(sweep: str, scheduler: str, objective: str | None) -> str |
 
 def apply_selection(base: dict[str, Any], signal: str | None) -> dict[str, Any]:
     """A choosing sweep holds out CHOOSING_VAL_FRACTION of the training set unless the user
-    set val_fraction (an explicit 0 is kept, and then refused for `val` by check_selection)."""
+    (an explicit 0 is kept, and then refused for `val` by check_selection) or the dataset's
+    defaults set val_fraction (full_config applies it per configuration)."""
     if signal is not None and "val_fraction" not in base:
-        return {**base, "val_fraction": CHOOSING_VAL_FRACTION}
+        return {**base, CHOOSING: CHOOSING_VAL_FRACTION}
     return base
 
 
