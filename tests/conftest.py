@@ -14,6 +14,9 @@ import pytest
 # Sweeps sign their records with this key (ts3ray/tune/trust.py): tests never create or read
 # ~/.ts3ray/sweep-key. Subprocesses inherit it, so a resume in a subprocess verifies.
 os.environ.setdefault("TS3RAY_SWEEP_KEY", secrets.token_hex(32))
+# `ts3ray run` (in-process or a subprocess) takes its default thread count from here: tiny
+# nets on a shared 2-core machine run 10-100x slower with two spinning threads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
 

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="save state and Parquet every K epochs (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="torch CPU threads (default: the CPUs this process may use; "
+                        help="torch CPU threads (default: $OMP_NUM_THREADS if set, else the CPUs this process may use; "
                              "1 is faster for small nets on a CPU shared with other work)")
     parser.add_argument("--download", action="store_true",
                         help="let torchvision download a missing dataset into data_root")
@@ -153,6 +153,12 @@ def available_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """$OMP_NUM_THREADS when set (as torch itself reads it), else the CPUs this process may use."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return int(given) if given.isdigit() and int(given) >= 1 else available_cpus()
+
+
 def check_options(args, config) -> None:
     """Everything but the data and the folder's contents, before anything is written."""
     if args.checkpoint_every < 1:
@@ -164,8 +170,6 @@ def check_options(args, config) -> None:
 
 
 def main(args) -> int:
-    from ts3ray.run import LotteryRun
-
     config = build_config(args)  # validation happens before anything is written
     check_options(args, config)
     out = RunDirectory(args.out)
@@ -182,19 +186,30 @@ def main(args) -> int:
                 f"--out {args.out} already holds run {existing}; pass --resume to continue it "
                 "or choose another --out"
             )
-        torch.set_num_threads(args.threads or available_cpus())
-        run = LotteryRun(config)
-        if args.resume and out.checkpoint.exists():
-            out.restore(run)
-        if run.done:
-            print(f"run {config.run_id} in {args.out} is already complete", file=sys.stderr)
-            return 0
-        progress = make_progress(run, quiet=args.quiet, terminal=sys.stderr.isatty())
-        with progress:
-            for record in run.epochs():
-                progress.epoch_done(record)
-                if run.done or run.global_epoch % args.checkpoint_every == 0:
-                    out.save(run)
+        previous_threads = torch.get_num_threads()  # main() may be called in-process: restore
+        torch.set_num_threads(args.threads or default_threads())
+        try:
+            return _train(args, config, out)
+        finally:
+            torch.set_num_threads(previous_threads)
+
+
+def _train(args, config, out) -> int:
+    """Train (or continue) the run of `config` into `out`; prints its levels at the end."""
+    from ts3ray.run import LotteryRun
+
+    run = LotteryRun(config)
+    if args.resume and out.checkpoint.exists():
+        out.restore(run)
+    if run.done:
+        print(f"run {config.run_id} in {args.out} is already complete", file=sys.stderr)
+        return 0
+    progress = make_progress(run, quiet=args.quiet, terminal=sys.stderr.isatty())
+    with progress:
+        for record in run.epochs():
+            progress.epoch_done(record)
+            if run.done or run.global_epoch % args.checkpoint_every == 0:
+                out.save(run)
     print(format_levels(run.level_rows))
     print(f"results in {args.out}/epochs.parquet and {args.out}/levels.parquet")
     return 0
