@@ -171,7 +171,7 @@ def build_world(t: Path) -> Path:
 
 # -------------------------------------------------------- bad inputs, one line each
 
-RUN = ["run", *BASE, "--threads", "1"]
+RUN = ["run", *BASE]
 OPTS = ["--quiet", "--threads", "1"]  # after every key=value (argparse ends positionals there)
 OUT = [*OPTS, "--out", "{t}/new_out"]
 

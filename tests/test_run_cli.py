@@ -90,7 +90,7 @@ def read_rows(path):
 
 def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     args = ["dataset=digits", "noise=sym", "noise_rate=0.4", "epochs=8", "e1=2", "e2=3",
-            "rounds=2", "seed=3", "device=cpu", "--threads", "1"]
+            "rounds=2", "seed=3", "device=cpu"]  # one thread: OMP_NUM_THREADS (conftest)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole = tmp_path / "whole"
     subprocess.run([sys.executable, "-m", "ts3ray.cli", "run", *args, "--out", str(whole),
