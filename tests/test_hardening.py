@@ -3,7 +3,6 @@ the network would see. Every bad input gives exactly one line, no traceback, the
 exit status, and leaves the files it was given (and everything around them) untouched."""
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import pickle

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pandas as pd
-import pyarrow.dataset as ds
 
 from ts3ray.results.load import read_table
 

@@ -7,7 +7,6 @@ import dataclasses
 
 import optuna
 import pandas as pd
-import pyarrow.dataset as ds
 import pytest
 
 from ts3ray.config import make_config

@@ -231,7 +231,12 @@ def parse_value(key: str, text: Any) -> Any:
     kind = FIELD_TYPES[key]
     if not isinstance(text, str):
         return _typed_value(key, text, kind)
-    raw = text.strip()
+    return parse_text(key, text.strip(), kind, none_words=("", "none", "auto"))
+
+
+def parse_text(key: str, raw: str, kind, *, none_words=("", "none")) -> Any:
+    """`raw` as a value of type `kind` (bool, int, float, float | None, tuple[int, ...], str):
+    the one text parser of config values and methods' options; ConfigError otherwise."""
     try:
         if kind is bool:
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -244,11 +249,11 @@ def parse_value(key: str, text: Any) -> Any:
         if kind is float:
             return float(raw)
         if kind == float | None:
-            return None if raw.lower() in ("", "none", "auto") else float(raw)
+            return None if raw.lower() in none_words else float(raw)
         if kind == tuple[int, ...]:
             return tuple(int(v) for v in raw.replace(",", " ").split())
     except ValueError:
-        raise ConfigError(key, text, f"expected {_type_name(kind)}") from None
+        raise ConfigError(key, raw, f"expected {_type_name(kind)}") from None
     return raw
 
 

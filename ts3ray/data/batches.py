@@ -105,7 +105,36 @@ def _to_device(device) -> torch.device:
         raise ConfigError("device", device, "a torch device such as 'cpu' or 'cuda:0'") from err
 
 
-class DeviceBatches:
+class LabelledBatches:
+    """What every training-batch source shares (DeviceBatches, streaming.StreamingBatches):
+    settable labels kept on the device, and the number of batches per epoch."""
+
+    device: torch.device
+    batch_size: int
+    drop_last: bool
+
+    @property
+    def num_samples(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self._labels
+
+    @labels.setter
+    def labels(self, y: torch.Tensor) -> None:
+        if not isinstance(y, torch.Tensor) or y.shape != (self.num_samples,) or y.is_floating_point():
+            shown = (y.dtype, tuple(y.shape)) if isinstance(y, torch.Tensor) else type(y)
+            raise ConfigError("labels", shown, f"an integer tensor of shape ({self.num_samples},)")
+        self._labels = y.to(self.device, torch.int64)
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        n, b = self.num_samples, self.batch_size
+        return n // b if self.drop_last else math.ceil(n / b)
+
+
+class DeviceBatches(LabelledBatches):
     """Seeded, augmented, normalised mini-batches of a dataset held on ``device``.
 
     ``drop_last=False``: every sample appears exactly once per epoch; the last batch has
@@ -132,24 +161,8 @@ class DeviceBatches:
         self.labels = y
 
     @property
-    def labels(self) -> torch.Tensor:
-        return self._labels
-
-    @labels.setter
-    def labels(self, y: torch.Tensor) -> None:
-        if not isinstance(y, torch.Tensor) or y.shape != (self.num_samples,) or y.is_floating_point():
-            shown = (y.dtype, tuple(y.shape)) if isinstance(y, torch.Tensor) else type(y)
-            raise ConfigError("labels", shown, f"an integer tensor of shape ({self.num_samples},)")
-        self._labels = y.to(self.device, torch.int64)
-
-    @property
     def num_samples(self) -> int:
         return self.x.shape[0]
-
-    def __len__(self) -> int:
-        """Batches per epoch."""
-        n, b = self.num_samples, self.batch_size
-        return n // b if self.drop_last else math.ceil(n / b)
 
     def epoch(self, key: int) -> Iterator[Batch]:
         """Batches of epoch ``key`` in the order of its seeded permutation."""

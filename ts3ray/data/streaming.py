@@ -24,7 +24,6 @@ paths give the same augmented pixels for the same (seed, key).
 """
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ts3ray.data.batches import Batch, _check_batch_size, _Normalizer, _to_device, epoch_seed
+from ts3ray.data.batches import Batch, LabelledBatches, _check_batch_size, _Normalizer, _to_device, epoch_seed
 from ts3ray.data.decode import decode, decode_jpegs_on, eval_view, is_jpeg, read_bytes, train_view
 from ts3ray.data.files import FileImageDataset, FileSplit, ImageTransform
 from ts3ray.errors import ConfigError, DataMissingError
@@ -185,7 +184,7 @@ class _Stream:
         return self._batches(torch.arange(n), None, None, n)
 
 
-class StreamingBatches:
+class StreamingBatches(LabelledBatches):
     """DeviceBatches' interface over images read from files by DataLoader workers.
 
     ``drop_last`` as in DeviceBatches: every batch full, the epoch's last N mod B positions
@@ -210,24 +209,8 @@ class StreamingBatches:
         return cls(dataset.root, dataset.train, dataset.transform, mean=dataset.mean, std=dataset.std, **options)
 
     @property
-    def labels(self) -> torch.Tensor:
-        return self._labels
-
-    @labels.setter
-    def labels(self, y: torch.Tensor) -> None:
-        if not isinstance(y, torch.Tensor) or y.shape != (self.num_samples,) or y.is_floating_point():
-            shown = (y.dtype, tuple(y.shape)) if isinstance(y, torch.Tensor) else type(y)
-            raise ConfigError("labels", shown, f"an integer tensor of shape ({self.num_samples},)")
-        self._labels = y.to(self.device, torch.int64)
-
-    @property
     def num_samples(self) -> int:
         return len(self._stream.split)
-
-    def __len__(self) -> int:
-        """Batches per epoch."""
-        n, b = self.num_samples, self.batch_size
-        return n // b if self.drop_last else math.ceil(n / b)
 
     def epoch(self, key: int) -> Iterator[Batch]:
         """Batches of epoch ``key`` in the order of its seeded permutation (as DeviceBatches)."""

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import torch
 
-from ts3ray.config import METHOD_NAMES, RunConfig
+from ts3ray.config import METHOD_NAMES, RunConfig, parse_text
 from ts3ray.errors import ConfigError
 from ts3ray.method.peer_options import OPTION_CLASSES, make_options
 from ts3ray.method.peer_registry import METHODS, PRUNE_CHOICES, MethodSpec
@@ -191,19 +191,4 @@ def split_options(text: str) -> list[str]:
 
 
 def _typed(key: str, raw: str, kind) -> Any:
-    try:
-        if kind is bool:
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-        if kind == float | None:
-            return None if raw.lower() in ("", "none", "off") else float(raw)
-    except ValueError:
-        raise ConfigError(key, raw, f"expected {getattr(kind, '__name__', str(kind))}") from None
-    return raw
+    return parse_text(key, raw, kind, none_words=("", "none", "off"))
