@@ -332,6 +332,7 @@ class LotteryRun:
                 "nonzero_params": last["nonzero_params"],
                 "total_params": self.total_params,
                 "train_samples": self.data.batches.num_samples,
+                "data_path_used": self.data.path,  # device | stream (config data_path: auto...)
                 "val_samples": (self.data.eval_sets["val"].num_samples
                                 if "val" in self.data.eval_sets else 0),
                 "acc_sparse_last": last["acc_sparse"],
