@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import ts3ray
+from processes import process_tree
 from ts3ray.cli import main
 from ts3ray.config import make_config
 from ts3ray.data.idx import write_idx
@@ -518,27 +519,6 @@ def _is_loopback(address: str) -> bool:
     return address.startswith("127.") or address in ("::1", "::ffff:127.0.0.1")
 
 
-def _process_tree(root: int) -> dict[int, str]:
-    """pid -> program name of `root` and all its descendants (read from /proc)."""
-    parents, names = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name_end = stat.rindex(")")
-        names[int(entry)] = stat[stat.index("(") + 1:name_end]
-        parents[int(entry)] = int(stat[name_end + 2:].split()[1])
-    tree, grew = {root}, True
-    while grew:
-        children = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= children
-        grew = bool(children)
-    return {pid: names.get(pid, "?") for pid in tree}
-
-
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 def test_a_local_sweep_listens_on_loopback_only_with_a_private_token(tmp_path):
     home = tmp_path / "home"
@@ -552,7 +532,7 @@ def test_a_local_sweep_listens_on_loopback_only_with_a_private_token(tmp_path):
     seen: dict[tuple[str, int], str] = {}
     try:
         while proc.poll() is None:  # poll while Ray starts, runs the trial and stops
-            tree = _process_tree(proc.pid)
+            tree = process_tree(proc.pid)
             for address, port, pid in _listening_sockets(set(tree)):
                 seen[(address, port)] = tree[pid]
             time.sleep(0.2)

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from processes import kill_tree
 from ts3ray.results.load import read_table
 import pytest
 
@@ -153,40 +154,6 @@ def read_results(results: Path, table: str):
     return read_table(str(results), table)
 
 
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it (Ray's workers may start process groups of their own)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(children.get(current, []))
-    return found
-
-
-def kill_node(pid: int) -> None:
-    """SIGKILL a node's `ray start` process group and every process it started: the raylet,
-    its agents and the trial workers. Only processes this test started are touched."""
-    tree = descendants(pid)
-    for process in tree:
-        try:
-            os.kill(process, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 class NodesThatWrote:
     """The nodes named in the epoch files trials appended so far (each file read once)."""
 
@@ -217,7 +184,7 @@ def test_sweep_runs_on_both_nodes_and_survives_losing_one(two_node_cluster, tmp_
         time.sleep(0.05)
     assert driver.poll() is None, "the sweep ended before the second node could be killed"
     time.sleep(0.3)  # the report carrying that trial's checkpoint follows its rows' write
-    kill_node(two_node_cluster.worker.pid)  # as when the machine is taken back
+    kill_tree(two_node_cluster.worker.pid)  # as when the machine is taken back
     lost_at = time.time()
     out, err = driver.communicate(timeout=300)
     assert driver.returncode == 0, out + err[-4000:]

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from processes import kill_tree
 from ts3ray.results.load import read_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path):
         assert driver.poll() is None, "the sweep ended before it could be interrupted"
         assert finished_trials(results) >= 1
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, only
+        kill_tree(driver.pid)  # the driver, the Ray it started and its trial workers, only
         driver.wait()
     assert finished_trials(results) < 4  # interrupted mid-sweep
     # the dead driver did no end-of-run work, yet the rows say which trials are complete
