@@ -55,9 +55,11 @@ CANDIDATES: dict[str, tuple[str, dict, dict]] = {
                   dict(BEFORE, lr=1.0, momentum=0.0), dict(epochs=2, e1=2, e2=0, rounds=0)),
     "adopted": ("the adopted MNIST defaults: output layer pruned, 50k images, no weight "
                 "decay, lr 0.01 constant, batch 256", ADOPTED, {}),
+    "adopted-lr-decay": ("the adopted defaults with lr 0.01 -> 0.001 at epoch 30 (not the "
+                         "paper's constant lr)", dict(ADOPTED, lr_decay_epochs="30"), {}),
 }
 STUDY = ("before", "prune-output", "train-50k", "wd-0", "lr-decay", "lr-1.0", "lr-1.0-m0",
-         "adopted")  # batch-128 runs only when asked for (--candidates)
+         "adopted", "batch-128", "adopted-lr-decay")
 METHOD_VALUES = {"ts3net": dict(method="ts3net", variant="full"), "ce": dict(method="ce")}
 TABLE1_METHODS = ("ce", "sce", "apl", "mae", "itlm", "coteaching", "jocor", "dividemix",
                   "ts3net")

@@ -268,8 +268,15 @@ def test_compare_table_levels_and_paper_layout():
     assert warm.cells[0].mean == pytest.approx(92.0) and warm.cells[0].best
     assert warm.cells[2].mean == pytest.approx(0.13)  # 520k x 0.25
     assert near.blocks[0].key == "cifar10, 75%"
-    both = compare_table(compare_frame(), TableOptions(sparsity=(0.0, 0.875)))
+    dense_only = pd.DataFrame([dict(r, method="dividemix") for r in
+                               trial_rows(99, 0.95, rounds=0, rate=0.4)])
+    both = compare_table(pd.concat([compare_frame(), dense_only]),
+                         TableOptions(sparsity=(0.0, 0.875)))
     assert [b.key for b in both.blocks] == ["cifar10, 0%", "cifar10, 87.5%"]
+    assert "dividemix" in [r.label for r in both.blocks[0].rows]
+    assert "dividemix" not in [r.label for r in both.blocks[1].rows]  # no 87.5% level
+    assert ("1 trial(s) without a level at 87.5% sparsity left out of that block (dividemix)"
+            in both.footnotes)
     sce = next(r for r in both.blocks[0].rows if r.label == "sce")
     assert sce.cells[1].mean == pytest.approx(86.0) and sce.cells[2].mean == pytest.approx(0.52)
     paper = compare_table(compare_frame(), TableOptions(sparsity="paper"))

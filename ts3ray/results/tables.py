@@ -255,21 +255,32 @@ def dense_counterpart(metric: str) -> str | None:
     return metric.replace("sparse", "dense", 1) if "acc_sparse" in metric else None
 
 
-def _pick_levels(rows: pd.DataFrame, sparsity) -> list[tuple[str, pd.DataFrame]]:
-    """(block name, one levels row per trial) per requested level."""
+LEVEL_TOLERANCE = 0.005  # a trial's level belongs to a block's level within 0.5 points
+
+
+def _pick_levels(rows: pd.DataFrame, sparsity) -> tuple[list[tuple[str, pd.DataFrame]], list]:
+    """(block name, one levels row per trial) per requested level, and notes. A requested
+    sparsity picks the recorded level nearest it; trials without that level (e.g. a dense-
+    only run in the 87.5% block) are left out of the block and counted in a note."""
     if sparsity is None:
-        return [("", final_level(rows))]
+        return [("", final_level(rows))], []
     if sparsity == PAPER_LEVELS:
         ts3 = rows[METHOD].str.startswith(TS3NET)
         picked = pd.concat([final_level(rows[~ts3], 0.0), final_level(rows[ts3])])
-        return [("", picked)]
+        return [("", picked)], []
     wanted = sparsity if isinstance(sparsity, tuple) else (sparsity,)
-    out = []
-    for target in wanted:  # named by the levels found nearest, e.g. 75% for a wish of 70%
-        final = final_level(rows, target)
-        found = sorted((final["sparsity"].astype(float) * 100).round(1).unique())
-        out.append(("/".join(level_label(v) for v in found) + "%", final))
-    return out
+    recorded = rows["sparsity"].astype(float).unique()
+    out, notes = [], []
+    for target in wanted:
+        level = float(recorded[np.argmin(np.abs(recorded - target))])
+        final = final_level(rows, level)
+        near = (final["sparsity"].astype(float) - level).abs() <= LEVEL_TOLERANCE
+        name = f"{level_label(round(level * 100, 1))}%"
+        if (~near).any():
+            notes.append(f"{int((~near).sum())} trial(s) without a level at {name} sparsity "
+                         f"left out of that block ({', '.join(sorted(set(final.loc[~near, METHOD])))})")
+        out.append((name, final[near]))
+    return out, notes
 
 
 def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
@@ -289,7 +300,8 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     row_key = row_keys[-1]
     dense_metric = dense_counterpart(opts.metric)
     blocks, used = [], set()
-    for level_name, final in _pick_levels(rows, opts.sparsity):
+    picked, level_notes = _pick_levels(rows, opts.sparsity)
+    for level_name, final in picked:
         used.update((final["sparsity"].astype(float) * 100).round(1))
         final = final.assign(
             _noise=[setting_label(d, n, r, with_dataset=False) for d, n, r in
@@ -315,14 +327,14 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
              PAPER_LEVELS: "level 0 (dense) of every competitor and the highest level of "
                            "TS3-Net (the layout of the paper's Tables I-III)"}
     level_text = where.get(opts.sparsity) if not isinstance(opts.sparsity, (float, tuple)) \
-        else "the level nearest each block's sparsity"
+        else "the recorded level nearest each requested sparsity"
     notes = [f"{opts.metric}{trials.unit} at {level_text} (sparsity used: "
              f"{', '.join(level_label(v) for v in sorted(used))}%); best value per noise "
              "column marked",
              "Params (M): total parameters x (1 - sparsity), the paper's convention (sparsity "
              "= pruned share of the prunable weights); Non-zero: exact count of S's non-zero "
              "parameters, biases included; both averaged over the row's trials",
-             *trials.notes, *_std_note(blocks)]
+             *level_notes, *trials.notes, *_std_note(blocks)]
     if not custom_rows and dense_metric is not None:
         notes.insert(1, f"ts3net (dense): TS3-Net's dense peer D ({dense_metric}), in the "
                         "same trials")
