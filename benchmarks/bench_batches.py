@@ -50,11 +50,11 @@ def sync(device: torch.device) -> None:
 
 def timed_epoch(make_batches, device: torch.device, repeats: int) -> tuple[float, int]:
     """Best seconds (of ``repeats``) and sample count of one pass that moves every batch to ``device``."""
-    runs = [_one_pass(make_batches(epoch), device) for epoch in range(repeats)]
+    runs = [one_pass(make_batches(epoch), device) for epoch in range(repeats)]
     return min(seconds for seconds, _ in runs), runs[0][1]
 
 
-def _one_pass(batches, device: torch.device) -> tuple[float, int]:
+def one_pass(batches, device: torch.device) -> tuple[float, int]:
     sync(device)
     start, count = time.perf_counter(), 0
     for x, y, *_ in batches:

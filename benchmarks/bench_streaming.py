@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from torchvision.io import encode_jpeg
 
+from bench_batches import one_pass  # this folder: timing shared with the device-batch bench
 from ts3ray.data.files import FileSplit, ImageTransform
 from ts3ray.data.streaming import StreamingBatches
 
@@ -67,21 +67,6 @@ class PilFiles(Dataset):
     def __getitem__(self, i):
         with Image.open(self.split.path(self.root, i)) as img:
             return self.transform(img.convert("RGB")), int(self.split.labels[i])
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def one_pass(batches, device: torch.device) -> tuple[float, int]:
-    sync(device)
-    start, count = time.perf_counter(), 0
-    for x, y, *_ in batches:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        count += x.shape[0]
-    sync(device)
-    return time.perf_counter() - start, count
 
 
 def main() -> None:

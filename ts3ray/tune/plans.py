@@ -139,6 +139,15 @@ def parse_list(option: str, text: str, kind: Callable = str) -> list:
     return items
 
 
+def parse_names(option: str, text: str, allowed) -> list[str]:
+    """A comma-separated list whose every item must be one of `allowed` (a registry's names)."""
+    names = parse_list(option, text)
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise UserError(f"{option} {unknown[0]!r} is not allowed: one of {', '.join(allowed)}")
+    return names
+
+
 CHOOSING = "_choosing_val_fraction"  # carried in a plan's base values (apply_selection)
 
 
@@ -193,11 +202,7 @@ def _grid(sweep: str, configs: list[dict[str, Any]], table: str | None,
 
 
 def sensitivity_plan(args, base: dict[str, Any]) -> SweepPlan:
-    params = parse_list("--params", args.params)
-    unknown = [p for p in params if p not in METHOD_PARAMS]
-    if unknown:
-        raise UserError(f"--params {unknown[0]!r} is not allowed: one of "
-                        f"{', '.join(METHOD_PARAMS)}")
+    params = parse_names("--params", args.params, METHOD_PARAMS)
     configs = []
     for setting in parse_settings(args.settings):
         start = {**base, **setting}
@@ -292,11 +297,7 @@ def parse_method_options(text: str) -> dict[str, str]:
 
 def compare_plan(args, base: dict[str, Any]) -> SweepPlan:
     """Methods x settings x seeds: one lottery run per trial, every level recorded."""
-    methods = parse_list("--methods", args.methods)
-    unknown = [m for m in methods if m not in METHOD_NAMES]
-    if unknown:
-        raise UserError(f"--methods {unknown[0]!r} is not allowed: one of "
-                        f"{', '.join(METHOD_NAMES)}")
+    methods = parse_names("--methods", args.methods, METHOD_NAMES)
     for key in ("method", "method_options"):
         if key in base:
             raise UserError(f"{key}= is not allowed for the compare sweep: use --methods and "
