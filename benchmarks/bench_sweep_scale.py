@@ -172,11 +172,16 @@ def main(argv: list[str]) -> int:
     if args.role:
         run_role(args)
         return 0
+    import ts3ray  # the checkout on PYTHONPATH, e.g. an old commit for the "before" numbers
+
+    # Ray puts the driver's working directory first on its workers' sys.path: run the roles
+    # from the measured checkout, or the trials import whatever ts3ray lies in the cwd
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(ts3ray.__file__)))
     found = {}
     for role in ("trivial", "ts3ray"):
-        proc = subprocess.run([sys.executable, __file__, "--role", role, "--trials",
-                               str(args.trials), "--epochs", str(args.epochs)],
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--role", role,
+                               "--trials", str(args.trials), "--epochs", str(args.epochs)],
+                              capture_output=True, text=True, cwd=checkout)
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
         if proc.returncode or not lines:
             sys.stderr.write(proc.stderr[-3000:])

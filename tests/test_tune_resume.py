@@ -120,3 +120,19 @@ def _group_alive(pgid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_the_scale_bench_runs_end_to_end_and_compacts_to_one_file_per_table():
+    """Smoke test of benchmarks/bench_sweep_scale.py (N = 2,000 is the measurement)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_sweep_scale.py"),
+                           "--trials", "3", "--epochs", "1"],
+                          env=environment(short_tmp("scale")), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "N = 3 trials, 1 epoch(s) each, 2 trial slots"
+    assert lines[1].lstrip().startswith("trivial trainable: fit ")
+    assert lines[2].lstrip().startswith("ts3ray: fit ")
+    assert "lottery runs' own time" in lines[3] and lines[3].endswith("over 3 epoch rows")
+    assert lines[4] == ("result files before compaction: {'epochs': 3, 'levels': 3, 'other': 0}; "
+                        "after: {'epochs': 1, 'levels': 1, 'other': 0}")
