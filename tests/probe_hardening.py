@@ -38,8 +38,9 @@ sys.path.insert(0, str(HERE.parent))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from test_hardening import (BAD_INPUTS, BASE, OPTS, OUT, RUN, _listening_sockets,  # noqa: E402
-                            _mnist, _process_tree, build_world, cli, cli_env, snapshot)
+from test_hardening import (BAD_INPUTS, OPTS, OUT, RUN, _listening_sockets,  # noqa: E402
+                            _mnist, build_world, cli, cli_env, snapshot)
+from processes import ctrl_c_as_from_a_terminal, process_tree  # noqa: E402
 from ts3ray.cli import main  # noqa: E402
 
 FLOATS = ("lam", "tau", "gamma", "noise_rate", "select_rate", "lr", "momentum", "weight_decay",
@@ -144,6 +145,7 @@ RUN_ARGS = ["dataset=digits", "epochs=20", "e1=5", "e2=5", "rounds=2", "seed=3",
 
 
 def _start(out: Path, *extra: str, **kw) -> subprocess.Popen:
+    kw.setdefault("preexec_fn", ctrl_c_as_from_a_terminal)
     return subprocess.Popen(cli("run", *RUN_ARGS, "--out", str(out), "--quiet", "--threads", "1",
                                 *extra),
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -270,7 +272,7 @@ def fault_local_sweep(tmp: Path) -> tuple[bool, str, list[str]]:
     listing: list[str] = []
     exposed = set()
     while proc.poll() is None:
-        tree = _process_tree(proc.pid)
+        tree = process_tree(proc.pid)
         for address, port, pid in _listening_sockets(set(tree)):
             if not (address.startswith("127.") or address in ("::1", "::ffff:127.0.0.1")):
                 exposed.add((address, port, tree[pid]))

@@ -40,3 +40,9 @@ def kill_tree(root: int) -> None:
         os.killpg(root, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def ctrl_c_as_from_a_terminal() -> None:
+    """`preexec_fn` for a child the test will Ctrl-C: a background job of a non-interactive
+    shell (e.g. a CI runner's `cmd &`) inherits SIGINT ignored, and so would the child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import ts3ray
-from processes import process_tree
+from processes import ctrl_c_as_from_a_terminal, process_tree
 from ts3ray.cli import main
 from ts3ray.config import make_config
 from ts3ray.data.idx import write_idx
@@ -426,7 +426,8 @@ def test_ctrl_c_and_sigterm_end_with_one_line_and_no_temp_files(tmp_path, sig, c
     out = tmp_path / "run"
     args = ["dataset=digits", "epochs=40", "e1=5", "e2=5", "rounds=3", "seed=0", "device=cpu"]
     proc = subprocess.Popen(cli("run", *args, "--out", str(out), "--quiet", "--threads", "1"),
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_from_a_terminal)
     deadline = time.time() + 90
     while not (out / "epochs.parquet").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)

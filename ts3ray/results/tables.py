@@ -387,7 +387,8 @@ def realworld_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     trials = full_budget(levels, TableOptions(metric="acc_sparse_last"), ["sparsity"], what)
     rows = add_method_labels(trials.rows)
     blocks, used = [], set()
-    for level_name, final in _pick_levels(rows, opts.sparsity):
+    picked, level_notes = _pick_levels(rows, opts.sparsity)
+    for level_name, final in picked:
         used.update((final["sparsity"].astype(float) * 100).round(1))
         for dataset, part in _group_blocks(final, ["dataset"]):
             columns = REALWORLD_COLUMNS.get(dataset, REALWORLD_DEFAULT)
@@ -407,6 +408,6 @@ def realworld_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
              "Clothing1M: Best = at the epoch of best accuracy on its clean validation set, "
              "Last = the last epoch (Table V); WebVision: top-1 / top-5 on WebVision's and on "
              "ILSVRC12's validation images (Table VI)",
-             *trials.notes, *_std_note(blocks)]
+             *level_notes, *trials.notes, *_std_note(blocks)]
     return TableModel("Real-world noisy labels: test accuracy (%)", "dataset/sparsity", "method",
                       blocks, notes)
