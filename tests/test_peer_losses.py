@@ -36,34 +36,41 @@ def test_ce():
 def test_rce_with_the_codes_log_clip():
     # RCE = -sum_k p_k log clip(onehot_k, 1e-4, 1) = -ln(1e-4) * (1 - p_y) = 9.210340 * (1 - p_y)
     # = 9.210340 * (0.5, 0.7, 0.4, 0.8) = 4.605170, 6.447238, 3.684136, 7.368272
-    close(PL.rce_per_sample(LOGITS, Y), [4.605170186, 6.447238260, 3.684136149, 7.368272298],
-          1e-8)
+    close(PL.rce_per_sample(LOGITS, Y, log_zero=PL.RCE_LOG_ZERO_CODE),
+          [4.605170186, 6.447238260, 3.684136149, 7.368272298], 1e-8)
 
 
 def test_rce_with_the_papers_A():
     # log 0 := A = -4: RCE = 4 (1 - p_y) = 2.0, 2.8, 1.6, 3.2
     close(PL.rce_per_sample(LOGITS, Y, log_zero=-4.0), [2.0, 2.8, 1.6, 3.2])
+    close(PL.rce_per_sample(LOGITS, Y), [2.0, 2.8, 1.6, 3.2])  # the default follows the paper
 
 
 def test_rce_clamps_tiny_probabilities_like_the_code():
     # p = (1, ~1e-13, ~1e-13), y=0: the code floors each p_k at 1e-7, so RCE = 9.21 * 2e-7
     logits = torch.tensor([[0.0, -30.0, -30.0]], dtype=torch.float64)
-    close(PL.rce_per_sample(logits, torch.tensor([0])), [-math.log(1e-4) * 2e-7], 1e-15)
+    close(PL.rce_per_sample(logits, torch.tensor([0]), log_zero=PL.RCE_LOG_ZERO_CODE),
+          [-math.log(1e-4) * 2e-7], 1e-15)
 
 
 def test_sce_cifar10_weights():
-    # alpha = 0.1, beta = 1: 0.1 * CE + RCE, e.g. sample 0: 0.0693147 + 4.6051702 = 4.6744849
-    expected = [0.1 * ce - math.log(1e-4) * (1 - p) for ce, p in zip(CE, P_Y)]
-    assert expected[0] == pytest.approx(4.6744849, abs=1e-7)
+    # alpha = 0.1, beta = 1: 0.1 * CE + RCE with the paper's A = -4, e.g. sample 0:
+    # 0.0693147 + 4 * 0.5 = 2.0693147; with the code's A: 0.0693147 + 4.6051702 = 4.6744849
+    expected = [0.1 * ce + 4.0 * (1 - p) for ce, p in zip(CE, P_Y)]
+    assert expected[0] == pytest.approx(2.0693147, abs=1e-7)
     close(PL.sce_per_sample(LOGITS, Y, 0.1, 1.0), expected)
     assert PL.sce_per_sample(LOGITS, Y, 0.1, 1.0).mean().item() == pytest.approx(
         sum(expected) / 4)
+    code = [0.1 * ce - math.log(1e-4) * (1 - p) for ce, p in zip(CE, P_Y)]
+    assert code[0] == pytest.approx(4.6744849, abs=1e-7)
+    close(PL.sce_per_sample(LOGITS, Y, 0.1, 1.0, log_zero=PL.RCE_LOG_ZERO_CODE), code)
 
 
 def test_mae_reduced_and_l1_forms():
-    # code form 1 - p_y = 0.5, 0.7, 0.4, 0.8; Ghosh et al.'s ||e_y - p||_1 = 2 (1 - p_y)
-    close(PL.mae_per_sample(LOGITS, Y), [0.5, 0.7, 0.4, 0.8])
-    close(PL.mae_per_sample(LOGITS, Y, scale=2.0), [1.0, 1.4, 0.8, 1.6])
+    # code form 1 - p_y = 0.5, 0.7, 0.4, 0.8; Ghosh et al.'s ||e_y - p||_1 = 2 (1 - p_y),
+    # the default
+    close(PL.mae_per_sample(LOGITS, Y, scale=1.0), [0.5, 0.7, 0.4, 0.8])
+    close(PL.mae_per_sample(LOGITS, Y), [1.0, 1.4, 0.8, 1.6])
     l1 = (P - torch.nn.functional.one_hot(Y, 3)).abs().sum(dim=1)
     close(PL.mae_per_sample(LOGITS, Y, scale=2.0), l1.tolist())
 
@@ -82,11 +89,17 @@ def test_nce_normalisation():
 
 
 def test_apl_nce_plus_mae_and_nce_plus_rce():
-    # NCE+MAE with alpha = beta = 1 (CIFAR-10): s0 = 0.2 + 0.5 = 0.7
-    close(PL.apl_per_sample(LOGITS, Y, 1.0, 1.0), [n + m for n, m in zip(NCE, [.5, .7, .4, .8])],
+    # NCE+MAE with alpha = beta = 1 (CIFAR-10), the paper's MAE: s0 = 0.2 + 1.0 = 1.2;
+    # the code's reduced MAE: s0 = 0.2 + 0.5 = 0.7
+    close(PL.apl_per_sample(LOGITS, Y, 1.0, 1.0), [n + m for n, m in zip(NCE, [1., 1.4, .8, 1.6])],
           1e-6)
-    # NCE+RCE with alpha = 10, beta = 0.1 (CIFAR-100): s0 = 2.0 + 0.1 * 4.605170 = 2.460517
+    close(PL.apl_per_sample(LOGITS, Y, 1.0, 1.0, mae_scale=1.0),
+          [n + m for n, m in zip(NCE, [.5, .7, .4, .8])], 1e-6)
+    # NCE+RCE with alpha = 10, beta = 0.1 (CIFAR-100): s0 = 2.0 + 0.1 * 4 * 0.5 = 2.2; with the
+    # code's A: 2.0 + 0.1 * 4.605170 = 2.460517
     got = PL.apl_per_sample(LOGITS, Y, 10.0, 0.1, passive="rce")
+    assert got[0].item() == pytest.approx(2.2, abs=1e-9)
+    got = PL.apl_per_sample(LOGITS, Y, 10.0, 0.1, passive="rce", log_zero=PL.RCE_LOG_ZERO_CODE)
     assert got[0].item() == pytest.approx(2.460517, abs=1e-6)
     with pytest.raises(ValueError):
         PL.apl_per_sample(LOGITS, Y, 1.0, 1.0, passive="ce")

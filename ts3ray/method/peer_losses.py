@@ -28,10 +28,11 @@ def ce_per_sample(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def rce_per_sample(logits: torch.Tensor, labels: torch.Tensor,
-                   log_zero: float = RCE_LOG_ZERO_CODE) -> torch.Tensor:
+                   log_zero: float = RCE_LOG_ZERO_PAPER) -> torch.Tensor:
     """Reverse cross-entropy -sum_k p_k log q_k with q the one-hot label and log 0 := A
-    (SCE paper Sec. 3.2). For a one-hot q this is -A * sum_{k != y} p_k = -A (1 - p_y); with
-    the code's clamp of p to [1e-7, 1] it is exactly the authors'
+    (SCE paper Sec. 3.2, A = -4 there; the authors' code clips q at 1e-4, i.e. A = ln 1e-4 =
+    RCE_LOG_ZERO_CODE). For a one-hot q this is -A * sum_{k != y} p_k = -A (1 - p_y); p is
+    clamped to [1e-7, 1] as in the code, so with A = ln 1e-4 it is exactly the authors'
     -sum_k p_k log clip(q_k, 1e-4, 1)."""
     if not log_zero < 0:
         raise ValueError(f"log_zero (A) must be negative, got {log_zero}")
@@ -41,15 +42,15 @@ def rce_per_sample(logits: torch.Tensor, labels: torch.Tensor,
 
 
 def sce_per_sample(logits: torch.Tensor, labels: torch.Tensor, alpha: float, beta: float,
-                   log_zero: float = RCE_LOG_ZERO_CODE) -> torch.Tensor:
+                   log_zero: float = RCE_LOG_ZERO_PAPER) -> torch.Tensor:
     """Symmetric cross-entropy l_sl = alpha * l_ce + beta * l_rce (SCE paper Sec. 3.2)."""
     return alpha * ce_per_sample(logits, labels) + beta * rce_per_sample(logits, labels, log_zero)
 
 
-def mae_per_sample(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """Mean absolute error between softmax and one-hot label. Ghosh et al. (2017) define
-    MAE = ||e_y - p||_1 = 2 (1 - p_y) (scale=2); the APL authors' code, the public PyTorch
-    MAE the TS3 comparison ran, uses the "reduced" 1 - p_y (scale=1, the default)."""
+def mae_per_sample(logits: torch.Tensor, labels: torch.Tensor, scale: float = 2.0) -> torch.Tensor:
+    """Mean absolute error between softmax and one-hot label: Ghosh et al. (2017) and the APL
+    paper define MAE = ||e_y - p||_1 = 2 (1 - p_y) (scale=2, the default); the APL authors'
+    code, the public PyTorch MAE, uses the "reduced" 1 - p_y (scale=1, option)."""
     p_y = F.softmax(logits, dim=1).gather(1, labels.view(-1, 1)).squeeze(1)
     return scale * (1.0 - p_y)
 
@@ -64,8 +65,8 @@ def nce_per_sample(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def apl_per_sample(logits: torch.Tensor, labels: torch.Tensor, alpha: float, beta: float,
-                   passive: str = "mae", mae_scale: float = 1.0,
-                   log_zero: float = RCE_LOG_ZERO_CODE) -> torch.Tensor:
+                   passive: str = "mae", mae_scale: float = 2.0,
+                   log_zero: float = RCE_LOG_ZERO_PAPER) -> torch.Tensor:
     """Active Passive Loss alpha * NCE + beta * passive (APL paper Sec. 4,
     L_APL = alpha * L_Active + beta * L_Passive), passive = MAE
     (NCE+MAE, the variant the TS3 paper reports) or RCE (NCE+RCE)."""

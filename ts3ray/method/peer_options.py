@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ts3ray.errors import ConfigError
-from ts3ray.method.peer_losses import RCE_LOG_ZERO_CODE
+from ts3ray.method.peer_losses import RCE_LOG_ZERO_PAPER
 from ts3ray.method.schedules import FORGET_FORMS
 
 ROBUST_LOSSES = ("ce", "sce", "mae", "apl")
@@ -39,8 +39,8 @@ class RobustLossOptions:
     alpha: float = 1.0  # SCE: weight of CE; APL: weight of the active loss NCE
     beta: float = 1.0  # SCE: weight of RCE; APL: weight of the passive loss
     passive: str = "mae"  # APL passive loss: mae (NCE+MAE, as the TS3 paper reports) | rce
-    mae_scale: float = 1.0  # 1: 1 - p_y (APL code); 2: ||e_y - p||_1 (Ghosh et al. 2017)
-    rce_log_zero: float = RCE_LOG_ZERO_CODE  # A = log 0 of RCE: code ln(1e-4); paper -4
+    mae_scale: float = 2.0  # 2: ||e_y - p||_1 (Ghosh et al. 2017, APL paper); 1: 1 - p_y (APL code)
+    rce_log_zero: float = RCE_LOG_ZERO_PAPER  # A = log 0 of RCE: paper -4; code ln(1e-4) = -9.2103
     grad_clip: float | None = None  # SCE/APL code: clip_grad_norm_(..., 5.0) every step
 
 
