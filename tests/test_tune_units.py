@@ -14,6 +14,7 @@ from ts3ray.errors import DataMissingError, UserError
 from ts3ray.run import LotteryRun
 from ts3ray.tune import results
 from ts3ray.tune.cli import add_arguments, build
+from ts3ray.tune.plans import PRESETS
 from ts3ray.tune.resources import TrialResources, check_satisfiable
 from ts3ray.tune.search import MethodSpace, make_searcher
 
@@ -42,6 +43,16 @@ def test_sensitivity_quick_has_the_16_distinct_table_ix_configurations():
     assert set(plan.cells[0]) == {"lam", "tau", "gamma", "e1", "e2"}  # the rest is common
     assert plan.common["data_root"].startswith("/")  # made absolute on the driver
     assert opts.name == "sensitivity-quick" and opts.checkpoint_every is None  # level ends + timer
+
+
+@pytest.mark.parametrize("sweep", sorted(PRESETS))
+def test_presets_checkpoint_at_level_ends_and_on_the_timer_only(sweep):
+    """A preset with `--checkpoint-every` would checkpoint a short trial several times within
+    seconds, and with Tune keeping 2 checkpoints each such trial forces an experiment-state
+    sync (Tune's "snapshotting has been triggered multiple times" warning)."""
+    assert all(preset.checkpoint_every is None for preset in PRESETS[sweep].values())
+    _, opts = build(parse([sweep, "--preset", "quick"]))  # the paper presets need real data
+    assert opts.checkpoint_every is None
 
 
 def test_sparsity_plan_crosses_fractions_variants_and_seeds():

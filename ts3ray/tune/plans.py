@@ -82,10 +82,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "compare": {
         "quick": Preset({**QUICK_DATA, "epochs": 20, "e1": 5, "e2": 10, "rounds": 3,
                          "prune_fraction": 0.5},
-                        settings="digits:sym:0.4", checkpoint_every=20),
+                        settings="digits:sym:0.4"),
         "paper": Preset({"prune_fraction": 0.5, "rounds": 3},
-                        settings="mnist:sym:0.2,mnist:sym:0.4,mnist:asym:0.2",
-                        checkpoint_every=10),
+                        settings="mnist:sym:0.2,mnist:sym:0.4,mnist:asym:0.2"),
     },
 }
 # compare: per-method options under the user's --method-options. quick: the warm-up and
