@@ -8,8 +8,10 @@ Ray Tune's own trivial function trainable (one `tune.report`). For each it print
 
 * Tune-side overhead per trial: (fit wall time x 2 trial slots - the lottery runs' own time,
   summed from the epoch rows' `seconds`) / N; for the trivial trainable the run time is 0;
-* the driver's peak RSS and its growth per trial (RSS sampled every 0.5 s; the slope over the
-  second half of the fit, divided by the trials finished per second);
+* the driver's RSS growth per trial while trials run (RSS sampled every 0.5 s; the slope over
+  the second half of the samples up to the last trial's end, divided by the trials finished
+  per second) and its peak, with the rise after the last trial's end (the end-of-run reads:
+  Tune's result grid loads every trial's result.json) shown apart;
 * the experiment-state bytes per trial (`experiment_state-*.json` at the end, / N);
 * result files under `results/` before and after compaction (ts3ray only).
 
@@ -42,17 +44,19 @@ def rss_kb() -> int:
 class RssSampler(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
-        self.samples: list[tuple[float, int]] = []
+        self.samples: list[tuple[float, int]] = []  # (wall-clock time, RSS KB)
         self.stop = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
-            self.samples.append((time.perf_counter(), rss_kb()))
+            self.samples.append((time.time(), rss_kb()))
             self.stop.wait(0.5)
 
-    def growth_per_second(self) -> float:
-        """Least-squares slope (KB/s) of RSS over the second half of the samples."""
-        half = self.samples[len(self.samples) // 2:]
+    def growth_per_second(self, until: float) -> float:
+        """Least-squares slope (KB/s) of RSS over the second half of the samples taken
+        before `until` (the last trial's end)."""
+        during = [s for s in self.samples if s[0] <= until]
+        half = during[len(during) // 2:]
         if len(half) < 3:
             return 0.0
         ts = [t for t, _ in half]
@@ -60,6 +64,16 @@ class RssSampler(threading.Thread):
         mt, mr = sum(ts) / len(ts), sum(rs) / len(rs)
         den = sum((t - mt) ** 2 for t in ts)
         return sum((t - mt) * (r - mr) for t, r in zip(ts, rs)) / den if den else 0.0
+
+    def rss_at(self, when: float) -> int:
+        before = [r for t, r in self.samples if t <= when]
+        return before[-1] if before else self.samples[0][1]
+
+
+def last_trial_end(experiment: str) -> float:
+    """When the last trial reported: the newest `result.json` (Tune's JSON logger, on in
+    every checkout measured and for the trivial trainable)."""
+    return max(os.path.getmtime(p) for p in glob.glob(f"{experiment}/*/result.json"))
 
 
 def count_files(root: str) -> dict[str, int]:
@@ -78,17 +92,23 @@ def state_bytes(experiment: str) -> int:
 
 
 def measure(fit, experiment: str, trials: int) -> dict:
+    """RSS growth per trial is taken while trials run (up to the last trial's end); what the
+    driver does after that (Tune's result grid reads every trial's result.json; ts3ray then
+    reads its level rows) is reported apart, as the end-of-run rise to the peak."""
     sampler = RssSampler()
     sampler.start()
-    started = time.perf_counter()
+    started, wall_start = time.perf_counter(), time.time()
     fit()
     seconds = time.perf_counter() - started
     sampler.stop.set()
     sampler.join()
-    per_second = trials / seconds
+    trials_end = last_trial_end(experiment)
+    per_second = trials / max(trials_end - wall_start, 1e-9)
+    peak = max(r for _, r in sampler.samples)
     return {"trials": trials, "fit_s": seconds,
-            "peak_rss_mb": max(r for _, r in sampler.samples) / 1024,
-            "rss_growth_kb_per_trial": sampler.growth_per_second() / per_second,
+            "peak_rss_mb": peak / 1024,
+            "end_rise_mb": (peak - sampler.rss_at(trials_end)) / 1024,
+            "rss_growth_kb_per_trial": sampler.growth_per_second(trials_end) / per_second,
             "state_bytes_per_trial": state_bytes(experiment) / trials}
 
 
@@ -191,9 +211,9 @@ def main(argv: list[str]) -> int:
     print(f"N = {args.trials} trials, {args.epochs} epoch(s) each, 2 trial slots")
     for name, r in (("trivial trainable", base), ("ts3ray", ours)):
         print(f"{name:>17}: fit {r['fit_s']:.1f} s, overhead {r['overhead_s_per_trial']:.3f} "
-              f"s/trial, peak RSS {r['peak_rss_mb']:.0f} MB, RSS growth "
-              f"{r['rss_growth_kb_per_trial']:.1f} KB/trial, experiment state "
-              f"{r['state_bytes_per_trial'] / 1024:.2f} KB/trial")
+              f"s/trial, RSS growth {r['rss_growth_kb_per_trial']:.1f} KB/trial while trials "
+              f"run, peak RSS {r['peak_rss_mb']:.0f} MB ({r['end_rise_mb']:+.0f} MB after the "
+              f"last trial), experiment state {r['state_bytes_per_trial'] / 1024:.2f} KB/trial")
     ratio = ours["overhead_s_per_trial"] / base["overhead_s_per_trial"]
     print(f"overhead ratio ts3ray / trivial: {ratio:.2f}x; lottery runs' own time "
           f"{ours['run_s_total']:.1f} s over {ours['rows']} epoch rows")
