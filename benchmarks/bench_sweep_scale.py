@@ -70,10 +70,11 @@ class RssSampler(threading.Thread):
         return before[-1] if before else self.samples[0][1]
 
 
-def last_trial_end(experiment: str) -> float:
+def last_trial_end(experiment: str, default: float) -> float:
     """When the last trial reported: the newest `result.json` (Tune's JSON logger, on in
-    every checkout measured and for the trivial trainable)."""
-    return max(os.path.getmtime(p) for p in glob.glob(f"{experiment}/*/result.json"))
+    every checkout measured and for the trivial trainable); `default` where none was kept."""
+    found = [os.path.getmtime(p) for p in glob.glob(f"{experiment}/*/result.json")]
+    return max(found, default=default)
 
 
 def count_files(root: str) -> dict[str, int]:
@@ -102,7 +103,7 @@ def measure(fit, experiment: str, trials: int) -> dict:
     seconds = time.perf_counter() - started
     sampler.stop.set()
     sampler.join()
-    trials_end = last_trial_end(experiment)
+    trials_end = last_trial_end(experiment, default=time.time())
     per_second = trials / max(trials_end - wall_start, 1e-9)
     peak = max(r for _, r in sampler.samples)
     return {"trials": trials, "fit_s": seconds,
@@ -170,6 +171,9 @@ def run_role(args) -> None:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's default loggers for the trivial trainable (a caller that ran a ts3ray sweep in
+    # its own process, e.g. the test suite, has them switched off in the environment)
+    os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
     storage = tempfile.mkdtemp(prefix=f"ts3ray-scale-{args.role}-")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
