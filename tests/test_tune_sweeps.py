@@ -53,8 +53,10 @@ def test_optuna_asha_search_stops_trials_early_and_says_so(local_ray, tmp_path):
     journal = tmp_path / "study.log"
     code = run_sweep("search", [
         "--storage", str(tmp_path), "--num-samples", "6", "--grace-period", "1",
-        "--reduction-factor", "2", "--optuna-storage", str(journal), "--max-concurrent", "2",
-        "epochs=4", "e1=1", "e2=1", "rounds=1"])
+        "--reduction-factor", "2", "--optuna-storage", str(journal), "--max-concurrent", "1",
+        "epochs=4", "e1=1", "e2=1", "rounds=1"])  # one at a time: the seeded TPE and ASHA see
+    # the same order every run (with 2 concurrent, an order in which every trial reaches its
+    # rung above the ones before it stops none: seen once in CI)
     assert code == 0
     results = tmp_path / "search-quick" / "results"
     epochs, levels = read(results, "epochs"), read(results, "levels")
