@@ -5,7 +5,7 @@ settings adopted as MNIST defaults (ts3ray/config.py), beside the paper's Table 
 
     python benchmarks/mnist_study.py [--part study|table1|all] [--root data]
         [--out runs/mnist_study] [--candidates a,b] [--methods ...] [--seeds 0]
-        [--dense-only dividemix] [--table-only]
+        [--dense-only METHODS] [--table-only]
 
 Every run is `ts3ray run ... --threads 1` (run one study at a time on a shared CPU) into
 `<out>/<candidate>-<method>/`, and the adopted settings' runs into `<out>/table1/<method>-
@@ -166,7 +166,6 @@ def table1(out: Path, methods: list[str], seeds: list[int], dense_only: set[str]
     """Each method dense (level 0) and at 87.5% (level 3), mean ± std over the seeds run,
     S's test accuracy at the last epoch; the paper's Table I (sym-40%) beside them."""
     import numpy as np
-    import pandas as pd
 
     def fmt(values):
         if not values:
@@ -208,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="study: ts3net,ce; table1: all nine methods")
     parser.add_argument("--seeds", default="0", help="table1 seeds (the study runs seed 0)")
     parser.add_argument("--dense-only", default="",
-                        help="table1: methods run dense only (R = 0), to save time (default: none; the closing table ran every method inside IMP)")
+                        help="table1: methods run dense only (R = 0), to save time "
+                             "(default: none, every method inside IMP)")
     parser.add_argument("--table-only", action="store_true", help="print the tables, run nothing")
     args = parser.parse_args(argv)
     candidates = [c for c in args.candidates.split(",") if c]
