@@ -201,6 +201,72 @@ def test_rows_written_twice_by_a_crash_are_read_once_and_a_short_trial_is_stoppe
     assert list(once["attempt"]) == [1, 1, 2]  # epoch 3 from the newest attempt
 
 
+def _chunk(root, trial, attempt, epochs, written_at, val_type="double"):
+    """A hand-made epochs file of `trial` in the sweep layout (tune/results.py)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(epochs)
+    table = pa.table({
+        "run_id": [f"run-{trial}"] * n, "trial_id": [trial] * n, "round": [0] * n,
+        "epoch": epochs, "global_epoch": epochs, "rounds": [0] * n, "epochs": [3] * n,
+        "attempt": [attempt] * n, "written_at": [written_at] * n,
+        "val": pa.nulls(n, pa.null()) if val_type == "null" else [0.5 + e / 10 for e in epochs],
+    })
+    path = root / "epochs" / trial / f"a{attempt:03d}-e{max(epochs):07d}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def test_compaction_merges_new_files_with_an_earlier_compacted_file_row_by_row(tmp_path):
+    from ts3ray.results.compact import compact_table
+    from ts3ray.results.load import read_table
+
+    _chunk(tmp_path, "A", 1, [1, 2], 10.0)
+    _chunk(tmp_path, "B", 1, [1], 10.0, val_type="null")  # a column typed null in one file
+    assert compact_table(str(tmp_path), "epochs") == (2, 1)
+    # later: A's retry writes epoch 2 again and finishes; B goes on; C starts
+    _chunk(tmp_path, "A", 2, [2, 3], 20.0)
+    _chunk(tmp_path, "B", 1, [2], 11.0)
+    _chunk(tmp_path, "C", 1, [1, 2, 3], 12.0)
+    assert compact_table(str(tmp_path), "epochs") == (4, 1)
+    rows = read_table(str(tmp_path), "epochs")
+    got = sorted(zip(rows["trial_id"], rows["global_epoch"], rows["attempt"], rows["val"]))
+    assert [g[:3] for g in got] == [("A", 1, 1), ("A", 2, 2), ("A", 3, 2), ("B", 1, 1),
+                                    ("B", 2, 1), ("C", 1, 1), ("C", 2, 1), ("C", 3, 1)]
+    assert pd.isna(got[3][3]) and got[4][3] == pytest.approx(0.7)  # null joined a double
+    per_trial = rows.groupby("trial_id")["stopped_early"].first().to_dict()
+    assert per_trial == {"A": False, "B": True, "C": False}  # B: 2 of (0 + 1) x 3 epochs
+    # each trial's rows stay together, by epoch
+    assert list(rows["trial_id"]) == ["A", "A", "A", "B", "B", "C", "C", "C"]
+    assert list(rows["global_epoch"]) == [1, 2, 3, 1, 2, 1, 2, 3]
+
+
+def test_reading_selected_columns_keeps_what_the_budget_status_needs(tmp_path):
+    from ts3ray.results.load import read_table
+
+    _chunk(tmp_path, "A", 1, [1, 2, 3], 10.0)
+    _chunk(tmp_path, "B", 1, [1], 10.0)
+    rows = read_table(str(tmp_path), "epochs", columns=())
+    assert "val" not in rows.columns and {"trial_id", "stopped_early"} <= set(rows.columns)
+    assert rows.groupby("trial_id")["stopped_early"].first().to_dict() == {"A": False, "B": True}
+
+
+def test_many_small_tables_merge_into_few_chunks_with_one_schema():
+    import pyarrow as pa
+
+    from ts3ray.results import scan
+
+    tables = [pa.table({"x": [i], "y": [None] if i % 2 else [float(i)]}) for i in range(300)]
+    merged = scan.merged(tables)
+    assert merged.column("x").to_pylist() == list(range(300))
+    assert merged.column("x").num_chunks == 2  # 256 + 44, not 300
+    assert merged.schema.field("y").type == pa.float64()
+    target = pa.schema([("x", pa.float64()), ("z", pa.string())])
+    conformed = scan.conform(merged.slice(0, 2), target)
+    assert conformed.schema == target and conformed.column("z").null_count == 2
+
+
 def test_gpus_auto_takes_one_gpu_where_there_is_one():
     from ts3ray.tune.resources import resolve_gpus
 

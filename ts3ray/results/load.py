@@ -22,12 +22,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from ts3ray import storage
 from ts3ray.errors import UserError, one_line
+from ts3ray.results import scan
 
 TABLES = ("levels", "epochs")
 SETTING_COLUMNS = ("dataset", "noise", "noise_rate")
@@ -100,9 +99,9 @@ TABLE_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def _read_schema(fs: pafs.FileSystem, file: str, results: str) -> pa.Schema:
+def _read_file(fs: pafs.FileSystem, file: str, results: str, columns, check) -> pa.Table:
     try:
-        return pq.read_schema(file, filesystem=fs)
+        return scan.read_file(fs, file, columns, check)
     except (pa.ArrowException, OSError, ValueError) as err:
         raise UserError(f"RESULTS '{results}': {file} is not a readable Parquet file "
                         f"({one_line(str(err), 120)}); delete it or move it out of the results")
@@ -121,26 +120,33 @@ def check_signature(schema: pa.Schema, file: str, table: str, results: str) -> N
                         "move it out of the results folder")
 
 
-def read_table(results: str, table: str) -> pd.DataFrame:
-    """All rows of `table` under RESULTS as one DataFrame (schemas unified across files).
+# Columns that deriving one copy per row and the budget status needs (read with any selection)
+DERIVATION_COLUMNS = ("run_id", "trial_id", "round", "epoch", "global_epoch", "rounds", "epochs",
+                      "attempt", "written_at")
 
-    Every file is read and, when a folder's files are merged, checked to be a ts3ray file
-    of `table` first: a corrupt or foreign Parquet file is named in a UserError, never merged."""
+
+def read_table(results: str, table: str, columns=None) -> pd.DataFrame:
+    """All rows of `table` under RESULTS as one DataFrame (schemas unified across files);
+    with `columns`, only those (and the ones the derived columns need).
+
+    Files are read one at a time (scan.py: bounded memory for thousands of small files) and,
+    when a folder's files are merged, each is checked to be a ts3ray file of `table` first: a
+    corrupt or foreign Parquet file is named in a UserError, never merged."""
     if table not in TABLES:
         raise ValueError(f"table must be one of {TABLES}, got {table!r}")
     fs, files = resolve_table(results, table)
-    schemas = [_read_schema(fs, f, results) for f in files]
-    if any(len(schema) for schema in schemas):  # a run writes a column-less table until
-        kept = [(f, s) for f, s in zip(files, schemas) if len(s)]  # its first level ends
-        files, schemas = [f for f, _ in kept], [s for _, s in kept]
-    if len(files) > 1 or _info(fs, storage.resolve(str(results))[1]).type != pafs.FileType.File:
-        for schema, file in zip(schemas, files):
-            if len(schema):
-                check_signature(schema, file, table, results)
+    is_file = _info(fs, storage.resolve(str(results))[1]).type == pafs.FileType.File
+    checked = len(files) > 1 or not is_file
+
+    def check(schema: pa.Schema, file: str) -> None:
+        if checked and len(schema):  # a run writes a column-less table until its first
+            check_signature(schema, file, table, results)  # level ends: skipped below
+
+    wanted = None if columns is None else list(dict.fromkeys([*DERIVATION_COLUMNS, *columns]))
+    parts = (_read_file(fs, f, results, wanted, check) for f in files)
     try:
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
-        frame = ds.dataset(files, schema=schema, format="parquet", filesystem=fs).to_table()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+        frame = scan.merged(part for part in parts if part.num_columns)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
         first = str(err).splitlines()[0]
         raise UserError(f"RESULTS '{results}': cannot read the {table} Parquet files: {first}")
     return add_budget_status(newest_copies(frame.to_pandas(), table), table)
