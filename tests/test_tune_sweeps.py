@@ -1,6 +1,8 @@
 """Sweeps on one shared local Ray instance (2 CPUs, 1 logical GPU), tiny digits runs."""
 from __future__ import annotations
 
+import json
+
 import duckdb
 import optuna
 import pandas as pd
@@ -47,6 +49,16 @@ def test_grid_sweep_writes_one_row_set_per_trial(local_ray, tmp_path, capsys):
     out = capsys.readouterr()
     assert "Influence of λ" in out.out and "4 trials" in out.out
     assert out.err.count(" done ") == 4  # one progress line per finished trial
+    # Tune's record of a finished trial keeps only what ts3ray reads (runner.LeanTrialState)
+    state_file = next((tmp_path / "sensitivity-quick").glob("experiment_state-*.json"))
+    trials = json.loads(state_file.read_text())["trial_data"]
+    assert len(trials) == 4
+    for trial_json, runtime_json in trials:
+        trial, runtime = json.loads(trial_json), json.loads(runtime_json)
+        assert trial["config"] == {"cell": trial["config"]["cell"]}  # the cell's index only
+        assert isinstance(trial["config"]["cell"], int) and trial["trial_dirname_creator"] is None
+        assert set(runtime["last_result"]) == {"levels_done", "progress", "trial_id"}
+        assert runtime["last_result"]["levels_done"] == 2 and runtime["metric_analysis"] == {}
 
 
 def test_optuna_asha_search_stops_trials_early_and_says_so(local_ray, tmp_path):

@@ -336,6 +336,16 @@ def test_resume_refuses_a_changed_plan_or_option_and_names_what_changed(tmp_path
     assert "epochs (stored 4, now 5)" in message and "the trials (stored 2 cells, now 3" in message
 
 
+def test_a_trial_config_names_its_cell_by_index_and_old_experiments_hold_the_cell():
+    from ts3ray.tune.trainable import RunValues
+
+    values = RunValues({"rounds": 1, "lam": 0.5}, cells=({"lam": 0.0}, {"lam": 1.0, "x": 3}))
+    assert values({"cell": 1}) == {"rounds": 1, "lam": 1.0}  # x is not a RunConfig field
+    assert values.cell({"cell": 0}) == {"lam": 0.0}
+    assert values({"cell": {"lam": 0.7}}) == {"rounds": 1, "lam": 0.7}  # started by 0.x
+    assert values({"lam": 0.2}) == {"rounds": 1, "lam": 0.2}  # a search's suggestion
+
+
 def test_status_line_counts_trials_and_extrapolates_the_levels_left():
     from ts3ray.tune.runner import status_line
     from ts3ray.tune.trainable import RunValues, TotalLevels

@@ -1,7 +1,8 @@
 """The Ray Tune function trainable: one lottery run per trial, lean on Tune's side.
 
-What a trial's *config* holds is only what differs between trials: a grid cell (`cell`) or
-Optuna's suggestions. The values every trial shares and the sweep's settings reach the
+What a trial's *config* holds is only what differs between trials: the index of its grid
+cell in the plan (`cell`: a few bytes in Tune's experiment state, written three times per
+trial and once more in its tag, whatever the cell holds) or Optuna's suggestions. The values every trial shares and the sweep's settings reach the
 trainable once through `tune.with_parameters` (`SweepSettings`), not 10,000 copies in the
 experiment state. The dataset is loaded on the worker from `data_root` (an absolute path or
 URI set by the driver), never shipped in a closure.
@@ -59,6 +60,7 @@ class SweepSettings:
     checkpoint_minutes: float = 10.0
     selected_on: str | None = None  # val | clean_val | test, or None: the sweep chooses nothing
     gpu_memory_fraction: float | None = None  # torch's per-process cap on a shared GPU
+    cells: tuple[dict[str, Any], ...] = ()  # the grid's cells; trial configs hold an index
 
     @property
     def objective(self) -> str | None:
@@ -71,9 +73,16 @@ class RunValues:
     (picklable: the driver's scheduler and callbacks keep one)."""
 
     common: dict[str, Any]
+    cells: tuple[dict[str, Any], ...] = ()
+
+    def cell(self, trial_config: dict[str, Any]) -> dict[str, Any]:
+        """The trial's grid cell: Tune's config holds its index (an experiment started
+        before cells were indexed holds the cell itself; both resume)."""
+        cell = trial_config.get(CELL, {})
+        return self.cells[cell] if isinstance(cell, int) else cell
 
     def __call__(self, trial_config: dict[str, Any]) -> dict[str, Any]:
-        merged = {**self.common, **trial_config, **trial_config.get(CELL, {})}
+        merged = {**self.common, **trial_config, **self.cell(trial_config)}
         return {k: v for k, v in merged.items() if k in FIELD_NAMES}
 
 
@@ -85,10 +94,6 @@ class TotalLevels:
 
     def __call__(self, trial_config: dict[str, Any]) -> int:
         return int(self.run_values(trial_config)["rounds"]) + 1
-
-
-def sweep_value(trial_config: dict[str, Any], key: str, default=None):
-    return trial_config.get(CELL, {}).get(key, trial_config.get(key, default))
 
 
 def progress_text(record: dict[str, Any], run, attempt: int) -> str:
@@ -157,12 +162,12 @@ def load_checkpoint(run, checkpoint) -> int:
     return int(attempt)
 
 
-def crash_once(trial_config: dict[str, Any], results_uri: str, trial_id: str,
+def crash_once(cell: dict[str, Any], results_uri: str, trial_id: str,
                global_epoch: int) -> None:
     """Tests: end the worker process abruptly the first time `global_epoch` is reached (the
     cell's value: an epoch or a list of epochs; a marker under the local results directory
     remembers that it happened)."""
-    planned = sweep_value(trial_config, CRASH_AT_EPOCH)
+    planned = cell.get(CRASH_AT_EPOCH)
     if global_epoch not in (planned if isinstance(planned, list) else [planned]):
         return
     marker = Path(results_uri) / "_crashed" / f"{trial_id}-{global_epoch}"
@@ -208,7 +213,8 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     started_at = time.time()
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
     torch.set_num_threads(trial_cpus())
-    values = RunValues(settings.common)(trial_config)
+    run_values = RunValues(settings.common, settings.cells)
+    values = run_values(trial_config)
     values["device"] = assigned_device(str(values.get("device", "auto")))
     gpu_hygiene(values["device"], settings)
     run = LotteryRun(make_config(values))
@@ -227,7 +233,7 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
             return
         clock, last_report = CheckpointClock(settings), time.monotonic()
         for record in run.epochs():
-            crash_once(trial_config, settings.results_uri, trial_id, record["global_epoch"])
+            crash_once(run_values.cell(trial_config), settings.results_uri, trial_id, record["global_epoch"])
             level_end = record["epoch"] == run.config.epochs
             due = clock.due(run, record)
             if due or level_end:
