@@ -13,7 +13,9 @@ Ray Tune's own trivial function trainable (one `tune.report`). For each it print
   per second) and its peak, with the rise after the last trial's end (the end-of-run reads:
   Tune's result grid loads every trial's result.json) shown apart;
 * the experiment-state bytes per trial (`experiment_state-*.json` at the end, / N);
-* result files under `results/` before and after compaction (ts3ray only).
+* result files under `results/` before and after compaction, and what compacting them costs
+  (seconds, the driver's RSS rise; ts3ray only: the fit runs with compaction off so that the
+  files can be counted first).
 
 Each role runs in its own process (`--role`), so RSS figures do not mix. Targets (issue 10):
 overhead <= 2x the trivial trainable's, state <= 4 KB per trial, RSS growth <= 50 KB per
@@ -142,7 +144,15 @@ def role_ts3ray(args, storage: str) -> dict:
     except ImportError:
         out["files_after"] = "n/a (no compaction in this checkout)"
     else:
+        sampler = RssSampler()
+        sampler.start()
+        started = time.perf_counter()
         compact(results)
+        out["compact_s"] = time.perf_counter() - started
+        sampler.stop.set()
+        sampler.join()
+        out["compact_rise_mb"] = (max(r for _, r in sampler.samples)
+                                  - sampler.samples[0][1]) / 1024
         out["files_after"] = count_files(results)
     return out
 
@@ -222,6 +232,9 @@ def main(argv: list[str]) -> int:
     print(f"overhead ratio ts3ray / trivial: {ratio:.2f}x; lottery runs' own time "
           f"{ours['run_s_total']:.1f} s over {ours['rows']} epoch rows")
     print(f"result files before compaction: {ours['files_before']}; after: {ours['files_after']}")
+    if "compact_s" in ours:
+        print(f"compaction: {ours['compact_s']:.1f} s, driver RSS {ours['compact_rise_mb']:+.0f} MB "
+              "at its peak")
     return 0
 
 
