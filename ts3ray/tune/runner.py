@@ -24,6 +24,7 @@ from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS
 from ts3ray.errors import UserError
 from ts3ray.tune import trainable
+from ts3ray.tune.memory import FreedMemoryReturner
 from ts3ray.tune.plans import SweepPlan
 from ts3ray.tune.resources import TrialResources
 from ts3ray.tune.search import LEVELS_DONE, MODE, make_searcher
@@ -162,11 +163,12 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
 
     class SweepProgress(tune.Callback):
         """A line per finished trial, a status line at least every minute, and the counts
-        of the sweep's outcome."""
+        of the sweep's outcome; freed heap memory handed back every few seconds."""
 
         def __init__(self):
             self.finished = 0
             self.started = self.last_status = time.monotonic()
+            self.memory = FreedMemoryReturner()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             last = trial.last_result or {}
@@ -186,6 +188,7 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
                   f"{last.get(trainable.PROGRESS, 'no result')}", file=sys.stderr, flush=True)
 
         def on_step_end(self, iteration, trials, **info):
+            self.memory.due()  # memory.py: the driver's RSS would climb with every trial
             now = time.monotonic()
             if now - self.last_status >= STATUS_EVERY_S:
                 self.last_status = now
