@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import time
 
 TRIM_EVERY_S = 5.0
 
 
-def _malloc_trim():
+@functools.lru_cache(maxsize=1)
+def malloc_trim():
+    """glibc's `malloc_trim`, or None (looked up once; not kept on objects that Tune pickles
+    into its tuner.pkl, as ctypes pointers cannot be pickled)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim = libc.malloc_trim
@@ -32,13 +36,14 @@ class FreedMemoryReturner:
     it did (False where the C library has no malloc_trim)."""
 
     def __init__(self, every_s: float = TRIM_EVERY_S):
-        self.every_s, self.trim = every_s, _malloc_trim()
+        self.every_s = every_s
         self.last = time.monotonic()
 
     def due(self) -> bool:
         now = time.monotonic()
-        if self.trim is None or now - self.last < self.every_s:
+        trim = malloc_trim()
+        if trim is None or now - self.last < self.every_s:
             return False
         self.last = now
-        self.trim(0)
+        trim(0)
         return True
