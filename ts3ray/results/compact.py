@@ -28,10 +28,9 @@ import pyarrow.parquet as pq
 from ts3ray import storage
 from ts3ray.errors import UserError
 from ts3ray.results import scan
+from ts3ray.results.load import NEWEST_LAST, ROW_KEYS
 
 COMPACTED_PREFIX = "compacted-"
-ROW_KEYS = {"epochs": ("global_epoch",), "levels": ("round",)}
-NEWEST_LAST = ("attempt", "written_at")  # among copies of a row, the newest sorts last
 
 
 def _files(fs: pafs.FileSystem, root: str) -> list[str]:

@@ -152,7 +152,8 @@ def read_table(results: str, table: str, columns=None) -> pd.DataFrame:
     return add_budget_status(newest_copies(frame.to_pandas(), table), table)
 
 
-ROW_KEYS = {"epochs": ("global_epoch",), "levels": ("round",)}
+ROW_KEYS = {"epochs": ("global_epoch",), "levels": ("round",)}  # a row, within its trial
+NEWEST_LAST = ("attempt", "written_at")  # among copies of a row, the newest sorts last
 
 
 def newest_copies(df: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -161,7 +162,7 @@ def newest_copies(df: pd.DataFrame, table: str) -> pd.DataFrame:
     if "trial_id" not in df.columns or not set(ROW_KEYS[table]) <= set(df.columns):
         return df
     key = add_trial_key(df)[TRIAL]
-    order = [c for c in ("attempt", "written_at") if c in df.columns]
+    order = [c for c in NEWEST_LAST if c in df.columns]
     ranked = df.assign(_key=key).sort_values(order, kind="stable") if order else df.assign(_key=key)
     newest = ranked.drop_duplicates(subset=["_key", *ROW_KEYS[table]], keep="last")
     return newest.drop(columns="_key").sort_index()
