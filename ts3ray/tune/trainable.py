@@ -2,10 +2,11 @@
 
 What a trial's *config* holds is only what differs between trials: the index of its grid
 cell in the plan (`cell`: a few bytes in Tune's experiment state, written three times per
-trial and once more in its tag, whatever the cell holds) or Optuna's suggestions. The values every trial shares and the sweep's settings reach the
-trainable once through `tune.with_parameters` (`SweepSettings`), not 10,000 copies in the
-experiment state. The dataset is loaded on the worker from `data_root` (an absolute path or
-URI set by the driver), never shipped in a closure.
+trial and once more in its tag, whatever the cell holds) or Optuna's suggestions. The values
+every trial shares, the cells and the sweep's settings reach the trainable once through
+`tune.with_parameters` (`SweepSettings`), not 10,000 copies in the experiment state. The
+dataset is loaded on the worker from `data_root` (an absolute path or URI set by the driver),
+never shipped in a closure.
 
 What Tune *sees* is what its scheduler and searcher use: `levels_done` (completed IMP levels,
 ASHA's time axis), `level_end`, the sweep's objective column where it has one, and one
@@ -61,6 +62,10 @@ class SweepSettings:
     selected_on: str | None = None  # val | clean_val | test, or None: the sweep chooses nothing
     gpu_memory_fraction: float | None = None  # torch's per-process cap on a shared GPU
     cells: tuple[dict[str, Any], ...] = ()  # the grid's cells; trial configs hold an index
+
+    @property
+    def run_values(self) -> "RunValues":
+        return RunValues(self.common, self.cells)
 
     @property
     def objective(self) -> str | None:
@@ -213,7 +218,7 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     started_at = time.time()
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
     torch.set_num_threads(trial_cpus())
-    run_values = RunValues(settings.common, settings.cells)
+    run_values = settings.run_values
     values = run_values(trial_config)
     values["device"] = assigned_device(str(values.get("device", "auto")))
     gpu_hygiene(values["device"], settings)
@@ -233,7 +238,8 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
             return
         clock, last_report = CheckpointClock(settings), time.monotonic()
         for record in run.epochs():
-            crash_once(run_values.cell(trial_config), settings.results_uri, trial_id, record["global_epoch"])
+            crash_once(run_values.cell(trial_config), settings.results_uri, trial_id,
+                       record["global_epoch"])
             level_end = record["epoch"] == run.config.epochs
             due = clock.due(run, record)
             if due or level_end:
