@@ -27,6 +27,11 @@ def parse(argv: list[str]):
     return parser.parse_args(argv)
 
 
+def items(text: str) -> dict[str, str]:
+    """A resolved method_options string as a dict."""
+    return dict(item.split("=", 1) for item in text.split(",") if item)
+
+
 def test_compare_plan_crosses_methods_settings_and_seeds():
     plan, opts = build(parse(["compare", "--seeds", "0,1", "--settings",
                               "digits:sym:0.4,digits:sym:0.2"]))
@@ -37,17 +42,20 @@ def test_compare_plan_crosses_methods_settings_and_seeds():
     # quick: digits, E/E1/E2 = 20/5/10, p_f 0.5, R 3; warm-ups and ramps scaled to it
     assert (plan.common["epochs"], plan.common["e1"], plan.common["e2"]) == (20, 5, 10)
     assert (plan.common["rounds"], plan.common["prune_fraction"]) == (3, 0.5)
-    options = {c["method"]: c["method_options"] for c in configs}
-    assert options["dividemix"] == "warmup_epochs=5" and options["jocor"] == "t_k=5"
-    assert options["ce"] == "" and options["ts3net"] == ""
+    options = {c["method"]: items(c["method_options"]) for c in configs}
+    assert options["dividemix"]["warmup_epochs"] == "5" and options["jocor"]["t_k"] == "5"
+    assert options["jocor"]["lam"] == "0.95"  # the rest resolved: MNIST's published lambda
+    assert options["ce"] == {} and options["ts3net"] == {}
+    assert {c["protocol"] for c in configs} == {"published"}
     assert opts.name == "compare-quick" and plan.table == "compare"
 
 
 def test_compare_method_options_merge_over_the_preset():
     plan, _ = build(parse(["compare", "--methods", "jocor,dividemix,ce", "--method-options",
                            "dividemix.evaluate=ensemble jocor.lam=0.5,itlm.reselect_every=2"]))
-    options = {cell["method"]: cell["method_options"] for cell in plan.cells}
-    assert options == {"jocor": "lam=0.5", "dividemix": "evaluate=ensemble", "ce": ""}
+    options = {cell["method"]: items(cell["method_options"]) for cell in plan.cells}
+    assert options["jocor"]["lam"] == "0.5" and options["dividemix"]["evaluate"] == "ensemble"
+    assert options["dividemix"]["warmup_epochs"] == "5" and options["ce"] == {}
 
 
 def test_compare_paper_preset_is_table_one(tmp_path):

@@ -13,12 +13,12 @@ import torch
 from ts3ray.config import METHOD_NAMES, make_config
 from ts3ray.data import make_synthetic
 from ts3ray.errors import ConfigError
-from ts3ray.method.methods import resolve_method
-from ts3ray.method.peer_registry import METHODS
+from ts3ray.method.registry import METHODS, resolve_method
 from ts3ray.run import LotteryRun
 
 TINY = dict(dataset="synthetic", noise="sym", noise_rate=0.4, epochs=2, e1=1, e2=1,
-            rounds=1, prune_fraction=0.5, batch_size=32, device="cpu", seed=0)
+            rounds=1, prune_fraction=0.5, batch_size=32, device="cpu", seed=0,
+            protocol="shared")
 # warm-ups shortened to the tiny schedule (ITLM's follows e1 = 1 by itself)
 OPTIONS = {"dividemix": "warmup_epochs=1", "coteaching": "t_k=1", "jocor": "t_k=1"}
 
@@ -67,7 +67,7 @@ def assert_pruned_zero(run: LotteryRun) -> None:
 
 
 def test_method_names_match_the_registry():
-    assert set(METHOD_NAMES) == {"ts3net", *METHODS}
+    assert tuple(METHODS) == METHOD_NAMES
     assert METHOD_NAMES[0] == "ce" and METHOD_NAMES[-1] == "ts3net"  # Table I row order
 
 
@@ -126,11 +126,12 @@ def test_ce_is_the_warm_variant_ticket_bit_for_bit(dataset):
     assert ce.dense_model is None and warm.dense_model is not None
 
 
-@pytest.mark.parametrize("method, options", [("itlm", "reselect_every=2"),
+@pytest.mark.parametrize("method, options", [("itlm", "rounds=1"),
                                              ("jocor", "t_k=1")])
 def test_resume_equals_uninterrupted_with_method_state(method, options, dataset):
-    """ITLM keeps its trimmed set across epochs (reselect_every=2); JoCoR has one optimiser
-    over both networks. A checkpoint taken mid-level continues bit-identically."""
+    """ITLM keeps its trimmed set across the epochs of a round (one round of 3 epochs);
+    JoCoR has one optimiser over both networks. A checkpoint taken mid-level continues
+    bit-identically."""
     cfg = config(method, epochs=4, e1=1, method_options=options)
     whole = run_all(cfg, dataset)
     first = LotteryRun(cfg, dataset=dataset)
@@ -149,7 +150,7 @@ def test_resume_equals_uninterrupted_with_method_state(method, options, dataset)
     list(resumed.epochs())
     assert same_rows(whole.epoch_rows, resumed.epoch_rows)
     assert same_rows(whole.level_rows, resumed.level_rows)
-    # without the kept set the resumed ITLM run would re-select at epoch 3: it differs
+    # without the kept set the resumed ITLM run would re-select mid-round: it differs
     if method == "itlm":
         lost = LotteryRun(cfg, dataset=dataset)
         state["method_state"] = {}
@@ -184,7 +185,8 @@ def test_ensemble_evaluation_columns(dataset):
 
 def test_select_rate_follows_the_ts3net_rules():
     def rate(method, **values):
-        cfg = make_config({**TINY, "method": method, **values}, check_files=False)
+        cfg = make_config({**TINY, "method": method, "method_options": OPTIONS.get(method, ""),
+                           **values}, check_files=False)
         return resolve_method(cfg).select_rate
 
     assert rate("coteaching") == pytest.approx(0.4)  # eps
@@ -203,6 +205,9 @@ def test_select_rate_follows_the_ts3net_rules():
     (dict(method="jocor", method_options="lam=two"), "lam"),
     (dict(method="jocor", method_options="lam=1.5"), "lam"),
     (dict(method="sce", method_options="prune=both"), "prune"),
+    (dict(method="jocor", method_options="lam=0.5,lam=0.6"), "method_options"),
+    (dict(method="dividemix", method_options="warmup_epochs=2"), "warmup_epochs"),
+    (dict(method="jocor", method_options="lam=1e309"), "lam"),
     (dict(method="coteaching", method_options="prune=D"), "prune"),
 ])
 def test_bad_method_values_are_one_line_config_errors(values, key):
@@ -216,7 +221,8 @@ def test_method_options_have_one_spelling():
                     check_files=False)
     b = make_config({**TINY, "method": "jocor", "method_options": "lam=0.5,t_k=5"},
                     check_files=False)
-    assert a.method_options == "lam=0.5,t_k=5" and a.run_id == b.run_id
+    assert a.method_options == "c=1.0,forget_schedule=paper,lam=0.5,prune=S,t_k=5"
+    assert a.run_id == b.run_id
     assert resolve_method(a).options.lam == 0.5 and resolve_method(a).options.t_k == 5
 
 

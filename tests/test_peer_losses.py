@@ -13,7 +13,8 @@ import torch
 
 from ts3ray.errors import ConfigError
 from ts3ray.method import peer_losses as PL
-from ts3ray.method.peer_options import dataset_family, make_options
+from ts3ray.method.base import dataset_family
+from ts3ray.method.registry import make_options
 from ts3ray.method.schedules import forget_rate, linear_rampup
 
 P = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.7, 0.2, 0.1]],
@@ -227,7 +228,8 @@ def test_published_defaults_per_dataset():
     ("coteaching", {"forget_schedule": "linear"}, "forget_schedule"),
     ("dividemix", {"alpha": 0.0}, "alpha"),
     ("dividemix", {"evaluate": "mean"}, "evaluate"),
-    ("itlm", {"reselect_every": 0}, "reselect_every"),
+    ("itlm", {"rounds": 0}, "rounds"),
+    ("dividemix", {"warmup_epochs": 40}, "warmup_epochs"),
     ("mixup", {}, "method"),
 ])
 def test_bad_options_fail_with_one_line(method, overrides, key):

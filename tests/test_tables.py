@@ -101,10 +101,12 @@ def test_sensitivity_markdown_via_cli(sweep_dir, capsys):
     code, out, err = run_cli(["table", "sensitivity", str(sweep_dir)], capsys)
     assert code == 0, err
     assert "| λ | cifar10 sym-40% | cifar100 sym-40% |" in out
-    assert "| 0.50 | **86.50 ± 0.71** | **61.50 ± 0.71** |" in out
-    assert "| 0.00 | 80.00 | 55.00 |" in out
+    # the base holds two seeds, the other cells one: every cell says its n
+    assert "| 0.50 | **86.50 ± 0.71 (2)** | **61.50 ± 0.71 (2)** |" in out
+    assert "| 0.00 | 80.00 (1) | 55.00 (1) |" in out
     assert "| E1 | cifar10 sym-40% | cifar100 sym-40% |" in out
-    assert "| 10 | **88.00** | **63.00** |" in out
+    assert "| 10 | **88.00 (1)** | **63.00 (1)** |" in out
+    assert "Note: reported: the last epoch of each level (the paper's protocol)" in out
     assert "Note: 1 early-stopped trials left out" in out
     assert "99.00" not in out
 
@@ -114,13 +116,13 @@ def test_sensitivity_csv_and_latex(sweep_dir, capsys):
     assert code == 0
     body = [r for r in csv.reader(io.StringIO(out)) if r and not r[0].startswith("#")]
     assert body[0] == ["parameter", "value", "cifar10 sym-40%", "cifar100 sym-40%"]
-    assert ["lam", "0.50", "86.50 ± 0.71*", "61.50 ± 0.71*"] in body
-    assert ["tau", "0.30", "85.00", "60.00"] in body
+    assert ["lam", "0.50", "86.50 ± 0.71 (2)*", "61.50 ± 0.71 (2)*"] in body
+    assert ["tau", "0.30", "85.00 (1)", "60.00 (1)"] in body
     assert "# 1 early-stopped trials left out" in out.splitlines()
     code, out, _ = run_cli(["table", "sensitivity", str(sweep_dir), "--format", "latex"], capsys)
     assert code == 0
     assert r"$\lambda$ & cifar10 sym-40\% & cifar100 sym-40\% \\" in out
-    assert r"0.50 & \textbf{86.50 $\pm$ 0.71} & \textbf{61.50 $\pm$ 0.71} \\" in out
+    assert r"0.50 & \textbf{86.50 $\pm$ 0.71 (2)} & \textbf{61.50 $\pm$ 0.71 (2)} \\" in out
     assert r"(d) Influence of $E_1$" in out
     assert out.count(r"\begin{tabular}") == 1 and r"\bottomrule" in out
 
@@ -134,6 +136,7 @@ def test_sensitivity_metric_and_base_override(tmp_path, capsys):
     # with tau=0.3 as base only the tau=0.3 trial (lam=0.5) remains in the lam block
     assert "| 0.50 | **86.00** | **61.00** |" in out
     assert "| 0.00 |" not in out and "(b)" not in out
+    assert "reported: the epoch of best validation accuracy" in out  # --metric names the rule
 
 
 def test_sensitivity_parameter_not_varied(tmp_path, capsys):
@@ -177,18 +180,21 @@ def sparsity_frame():
 
 
 def test_sparsity_table_by_variant():
-    table = sparsity_table(sparsity_frame(), TableOptions())
+    frame = sparsity_frame()
+    with pytest.raises(UserError, match=r"differ in more than the seed \(arch: cnn, vgg16\)"):
+        sparsity_table(frame, TableOptions())  # cnn and vgg16 trials are never averaged
+    table = sparsity_table(frame[frame["arch"] != "vgg16"], TableOptions())
     (block,) = table.blocks
     assert block.key == "cifar10 sym-40%"
     assert [c.plain for c in block.columns] == ["0", "50", "75"]
     assert [r.label for r in block.rows] == ["warm", "full"]  # paper order: full last
     warm, full = block.rows
-    # full: cnn seeds 0/1 and vgg16 -> 3 trials per level
-    assert full.cells[0].mean == pytest.approx((80 + 82 + 60) / 3)
-    assert full.cells[0].std == pytest.approx(pd.Series([80, 82, 60]).std())
-    assert warm.cells[2].mean == pytest.approx((90 + 70) / 2)
-    assert [c.best for c in warm.cells] == [False, False, True]
-    assert [c.best for c in full.cells] == [True, True, False]  # 75: 80.00 vs 75.33
+    # full: cnn seeds 0 and 1 -> 2 trials per level
+    assert full.cells[0].mean == pytest.approx((80 + 82) / 2) and full.cells[0].n == 2
+    assert full.cells[0].std == pytest.approx(pd.Series([80, 82]).std())
+    assert warm.cells[2].mean == pytest.approx(90) and warm.cells[2].n == 1
+    assert [c.best for c in warm.cells] == [True, False, True]  # 0%: 81.00 and 81.00, a tie
+    assert [c.best for c in full.cells] == [True, True, False]  # 75%: 82.00 against 90.00
     assert "1 early-stopped trials left out" in table.footnotes
 
 
@@ -200,14 +206,14 @@ def test_sparsity_table_blocks_per_arch(sweep_dir, tmp_path, capsys):
     assert code == 0
     assert "cifar10 sym-40%, cnn" in out and "cifar10 sym-40%, vgg16" in out
     assert "| variant | 0 | 50 | 75 |" in out
-    assert "| warm | **81.00** | 70.00 | **90.00** |" in out  # tie at 0: both marked
-    assert "| full | **81.00 ± 1.41** | **83.00 ± 1.41** | 82.00 ± 2.83 |" in out
-    assert "| warm | **65.00** | 50.00 | **70.00** |" in out
+    assert "| warm | **81.00 (1)** | 70.00 (1) | **90.00 (1)** |" in out  # tie at 0: both marked
+    assert "| full | **81.00 ± 1.41 (2)** | **83.00 ± 1.41 (2)** | 82.00 ± 2.83 (2) |" in out
+    assert "| warm | **65.00 (1)** | 50.00 (1) | **70.00 (1)** |" in out
     code, out, _ = run_cli(["table", "sparsity", str(path), "--rows", "arch,variant",
                             "--format", "csv"], capsys)
     body = [r for r in csv.reader(io.StringIO(out)) if r and not r[0].startswith("#")]
     assert body[0] == ["setting/arch", "variant", "0", "50", "75"]
-    assert ["cifar10 sym-40%, vgg16", "full", "60.00", "61.00*", "62.00"] in body
+    assert ["cifar10 sym-40%, vgg16", "full", "60.00 (1)", "61.00 (1)*", "62.00 (1)"] in body
 
 
 # -- compare (Tables I-III) -------------------------------------------------------------
@@ -256,9 +262,9 @@ def test_compare_table_rows_cells_and_params(tmp_path, capsys):
     compare_frame().to_parquet(path)
     code, out, _ = run_cli(["table", "compare", str(path)], capsys)
     assert code == 0
-    assert "| ts3net | **91.00** | **86.00 ± 1.41** | 0.065 | 62500 |" in out
-    assert "| ts3net (dense) | 50.00 | 50.00 ± 0.00 | 0.52 | – |" in out
-    assert "| ce | 75.00 | 60.00 | 0.065 | 62500 |" in out
+    assert "| ts3net | **91.00 (1)** | **86.00 ± 1.41 (2)** | 0.065 | 62500 |" in out
+    assert "| ts3net (dense) | 50.00 (1) | 50.00 ± 0.00 (2) | 0.52 | – |" in out
+    assert "| ce | 75.00 (1) | 60.00 (1) | 0.065 | 62500 |" in out
     assert "sparsity used: 87.5%" in out and "total parameters x (1 - sparsity)" in out
 
 
@@ -294,7 +300,9 @@ def test_compare_table_of_results_without_a_method_column():
     labels = [r.label for r in table.blocks[0].rows]
     assert labels == ["ts3net (warm)", "ts3net (dense)", "ts3net"]
     by_variant = compare_table(compare_frame(), TableOptions(rows=("variant",)))
-    assert [r.label for r in by_variant.blocks[0].rows] == ["warm", "full"]
+    # the "full" trials of three methods are three configurations: three rows, never pooled
+    assert [r.label for r in by_variant.blocks[0].rows] == [
+        "warm", "full [method=ce]", "full [method=sce]", "full [method=ts3net]"]
 
 
 # -- reading RESULTS --------------------------------------------------------------------
@@ -333,7 +341,7 @@ def test_out_is_written_atomically(sweep_dir, tmp_path, capsys):
     code, out, _ = run_cli(["table", "sensitivity", str(sweep_dir), "--format", "latex",
                             "--out", str(out_file)], capsys)
     assert code == 0 and out == ""
-    assert r"\textbf{86.50 $\pm$ 0.71}" in out_file.read_text()
+    assert r"\textbf{86.50 $\pm$ 0.71 (2)}" in out_file.read_text()
     assert [p.name for p in out_file.parent.iterdir()] == ["ix.tex"]
 
 
@@ -348,7 +356,7 @@ def test_out_is_written_atomically(sweep_dir, tmp_path, capsys):
     (["table", "sparsity", "{tmp}/run", "--metric", "acc_nope"],
      "metric='acc_nope' is not a numeric column of the levels table"),
     (["table", "sparsity", "{tmp}/run", "--base", "lam=0.5"],
-     "--base does not apply to `table sparsity` (it takes: --rows)"),
+     "--base does not apply to `table sparsity` (it takes: --rows, --report)"),
     (["table", "sensitivity", "{tmp}/run", "--base", "lamda=0.5"],
      "--base='lamda=0.5' is not allowed"),
     (["table", "compare", "{tmp}/run", "--sparsity", "120"], "--sparsity='120' is not allowed"),

@@ -83,7 +83,7 @@ def search(tmp_path, name: str, permuted: bool):
         "--storage", str(tmp_path), "--name", name, "--num-samples", "6", "--max-concurrent",
         "1", "--grace-period", "1", "--reduction-factor", "2", "--optuna-storage", str(journal),
         "--settings", "mnist:sym:0.4", f"data_root={data}", f"epochs={E}", "e1=1", "e2=1",
-        "rounds=2", "lr=0.05"])
+        "rounds=2", "lr=0.05", "protocol=shared"])
     assert code == 0
     study = optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))

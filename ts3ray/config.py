@@ -37,19 +37,17 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
+from ts3ray.devices import DEVICES, parse_device
 from ts3ray.errors import ConfigError
+from ts3ray.method.names import METHOD_NAMES, PROTOCOLS
+from ts3ray.values import parse_text, type_name
 
 SELECTIONS = ("rate", "gmm")
 ORDERS = ("sparse_first", "dense_first")
 ALTERNATE_MODES = ("pass", "parity")
 NOISE_CONVENTIONS = ("sample", "exact")
-DEVICES = ("auto", "cpu", "cuda")  # no mps: the epoch statistics are float64
 PRECISION_NAMES = ("fp32", "bf16")  # ts3ray/accel.py
 COMPILE_NAMES = ("none", "default", "reduce-overhead", "max-autotune")  # torch.compile modes
-# Methods inside IMP (ts3ray/method/methods.py), in the row order of the paper's Tables I-III:
-# the baseline (plain CE), the competitors, TS3-Net. Plain data so that the torch-free result
-# layer can order its rows; method/methods.py checks that it matches its registry.
-METHOD_NAMES = ("ce", "sce", "apl", "mae", "itlm", "coteaching", "jocor", "dividemix", "ts3net")
 MAX_VAL_FRACTION = 0.5
 
 
@@ -110,7 +108,9 @@ class RunConfig:
     # model and method
     arch: str = "lenet_300_100"
     method: str = "ts3net"  # which method IMP trains (METHOD_NAMES); TS3-Net: + `variant`
-    method_options: str = ""  # a competitor's options, "key=value,..." (docs/METHODS.md)
+    method_options: str = ""  # a competitor's options, "key=value,..." (docs/METHODS.md);
+    # stored resolved in full (every option of the method), so run_id hashes what runs
+    protocol: str = "published"  # published | code | shared | controlled (method/protocols.py)
     variant: str = "full"  # TS3-Net's Table VII / X variant (method=ts3net only)
     selection: str = "rate"  # "rate": small-loss with rate r (Eq. 2); "gmm": unknown eps
     select_rate: float | None = None  # None: r = eps, or eps/2 for asymmetric noise
@@ -120,16 +120,30 @@ class RunConfig:
     order: str = "sparse_first"  # Table X: S trained before D in alternate learning
     alternate: str = "pass"  # paper: S pass then D pass each epoch; "parity": official code
     own_small_loss: bool = False  # official code: + CE on the updated net's own small-loss set
+    refine_loss: str = "paper"  # paper: Eq. 7 | code: CE on softmax outputs + 0.001 x sum
+    dense_reset: str = "own"  # own: D to its own init each level | from_sparse (official code)
+    entropy: str = "sum"  # sum: lam * H (Eq. 4) | class_mean: lam * H / C (official code)
     # schedule (epochs per IMP round)
     epochs: int = 40
     e1: int = 10
     e2: int = 20
+    # the training recipe (method/protocols.py): set by the protocol; by the user only under
+    # protocol=shared or controlled, whose defaults are TS3-Net's Sec. IV-A recipe
+    optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.05
+    lr_schedule: str = "step"  # step (x lr_decay_factor at each of lr_decay_epochs) | cosine
+    # over E | linear (to 0 from lr_decay_epochs[0]); restarted every IMP level
     lr_decay_epochs: tuple[int, ...] = ()
     lr_decay_factor: float = 0.1
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD
+    nesterov: bool = False  # SGD
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    beta1_decayed: float | None = None  # Adam's beta1 once a linear decay starts (Co-teaching)
     batch_size: int = 256
     weight_decay: float = 1e-4
+    grad_clip: float | None = None  # global gradient-norm clip of every step (SCE/APL codes)
+    init: str = "kaiming"  # kaiming (open_lth, TS3 code) | torch_default (PyTorch's own)
     # iterative magnitude pruning (Algorithm 2)
     prune_fraction: float = 0.5
     rounds: int = 3
@@ -162,11 +176,6 @@ class RunConfig:
             return self.noise_rate / 2
         return self.noise_rate
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 0-based epoch `epoch` within a round (step schedule)."""
-        drops = sum(1 for m in self.lr_decay_epochs if epoch >= m)
-        return self.lr * self.lr_decay_factor**drops
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -189,29 +198,27 @@ def _no_negative_zero(value: Any) -> Any:
     return 0.0 if isinstance(value, float) and value == 0.0 else value
 
 
-# Paper defaults per dataset (Sec. IV-A); applied under the user's own values.
-_MNIST_LIKE = dict(arch="lenet_300_100", epochs=40, e1=10, e2=20, lr=0.01, lr_decay_epochs=())
+# Paper defaults per dataset (Sec. IV-A) of what is not the training recipe; applied under
+# the user's own values. The training recipe (optimiser, lr and its schedule, batch size,
+# weight decay) comes from the protocol: TS3-Net's Sec. IV-A recipe is in method/ts3net.py.
+_MNIST_LIKE = dict(arch="lenet_300_100", epochs=40, e1=10, e2=20)
 # MNIST follows the paper's stated protocol where it is stated or shown (issue 12 study,
-# benchmarks/mnist_study.py, real MNIST sym-40%, p_f 0.5, R 3, seed 0; numbers in the module
-# docstring): 50,000 training images (Sec. IV-A; 10,000 of the 60,000 held out, a
-# validation set), the output layer pruned (Fig. 12 shows the ticket's output-layer
-# weights; the official code prunes it on MNIST), no weight decay (Sec. IV-A names none; the
-# official code's 1e-4 remains an option), batch 256 and a constant lr (Sec. IV-A; 0.01, as
-# 1.0 diverges).
+# benchmarks/mnist_study.py, real MNIST sym-40%, p_f 0.5, R 3): 50,000 training images
+# (Sec. IV-A; 10,000 of the 60,000 held out, a validation set) and the output layer pruned
+# (Fig. 12 shows the ticket's output-layer weights; the official code prunes it on MNIST);
+# its recipe: no weight decay and a constant lr 0.01 (method/ts3net.py).
 MNIST_TRAIN_HOLDOUT = 1 / 6  # 60,000 -> 50,000 training + 10,000 validation images
-_MNIST = dict(_MNIST_LIKE, val_fraction=MNIST_TRAIN_HOLDOUT, prune_output=True, weight_decay=0.0)
-_DIGITS = dict(_MNIST_LIKE, lr=0.05)
-_CIFAR = dict(epochs=120, e1=20, e2=60, lr=0.1, lr_decay_epochs=(40,), lr_decay_factor=0.1)
-# Clothing1M, WebVision: batch 32, E/E1/E2 = 100/20/60, lr 0.02 -> 0.002 after 60 epochs
-_REAL_WORLD = dict(noise="human", batch_size=32, epochs=100, e1=20, e2=60, lr=0.02, lr_decay_epochs=(60,),
-                   lr_decay_factor=0.1)
+_MNIST = dict(_MNIST_LIKE, val_fraction=MNIST_TRAIN_HOLDOUT, prune_output=True)
+_CIFAR = dict(epochs=120, e1=20, e2=60)
+# Clothing1M, WebVision: E/E1/E2 = 100/20/60 (recipe: batch 32, lr 0.02 -> 0.002 after 60)
+_REAL_WORLD = dict(noise="human", epochs=100, e1=20, e2=60)
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": _DIGITS,
+    "digits": _MNIST_LIKE,
     "mnist": _MNIST,
     "fashion-mnist": _MNIST_LIKE,
     "cifar10": dict(_CIFAR, arch="cifar_cnn"),
     "cifar100": dict(_CIFAR, arch="vgg16"),
-    "synthetic": _DIGITS,
+    "synthetic": _MNIST_LIKE,
     "synthetic-cifar": dict(_CIFAR, arch="cifar_cnn"),
     # Real-world noisy data (Sec. IV-A): labels as published (noise=human); noise_rate is the
     # assumed eps that sets the selection rate (8%, 38.5%, 20%, "as suggested by [16]").
@@ -234,29 +241,6 @@ def parse_value(key: str, text: Any) -> Any:
     return parse_text(key, text.strip(), kind, none_words=("", "none", "auto"))
 
 
-def parse_text(key: str, raw: str, kind, *, none_words=("", "none")) -> Any:
-    """`raw` as a value of type `kind` (bool, int, float, float | None, tuple[int, ...], str):
-    the one text parser of config values and methods' options; ConfigError otherwise."""
-    try:
-        if kind is bool:
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-        if kind == float | None:
-            return None if raw.lower() in none_words else float(raw)
-        if kind == tuple[int, ...]:
-            return tuple(int(v) for v in raw.replace(",", " ").split())
-    except ValueError:
-        raise ConfigError(key, raw, f"expected {_type_name(kind)}") from None
-    return raw
-
-
 def _typed_value(key: str, value: Any, kind) -> Any:
     """A value that arrived typed (YAML/JSON config file, Python API), checked by field type."""
     is_int = isinstance(value, int) and not isinstance(value, bool)
@@ -275,16 +259,7 @@ def _typed_value(key: str, value: Any, kind) -> Any:
             return None if value is None else float(value)
     elif checks[kind](value):
         return float(value) if kind is float else value
-    raise ConfigError(key, value, f"expected {_type_name(kind)}")
-
-
-def _type_name(kind) -> str:
-    names = {int: "an integer", float: "a number", bool: "true or false"}
-    if kind == tuple[int, ...]:
-        return "a comma-separated list of integers"
-    if kind == float | None:
-        return "a number or 'auto'"
-    return names.get(kind, "a string")
+    raise ConfigError(key, value, f"expected {type_name(kind)}")
 
 
 def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = True) -> RunConfig:
@@ -296,25 +271,21 @@ def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = 
     overrides = dict(overrides or {})
     parsed = {k: parse_value(k, v) for k, v in overrides.items()}
     dataset = parsed.get("dataset", RunConfig.dataset)
-    values = dict(DATASET_DEFAULTS.get(dataset, {}))
+    values = {**RunConfig().to_dict(), **DATASET_DEFAULTS.get(dataset, {})}
     if parsed.get("noise") == "none":
         values["noise_rate"] = 0.0  # clean labels unless the user also set a rate (refused)
-    if "method_options" in parsed:  # one spelling, one run_id
-        parsed["method_options"] = canonical_options(parsed["method_options"])
     values.update(parsed)
     if values.get("noise") == "human" and "noise_rate" not in parsed and values.get("noise_labels"):
         from ts3ray import data  # CIFAR-N: eps defaults to the label set's realised rate
 
         values["noise_rate"] = data.human_noise_rate(dataset, values["noise_labels"])
+    _check(values["epochs"] >= 1, "epochs", values["epochs"], "an integer >= 1")
+    from ts3ray.method.registry import resolve_values
+
+    values = resolve_values(values, set(parsed))  # the protocol's recipe, the full options
     config = RunConfig(**values)
     validate(config, check_files=check_files)
     return config
-
-
-def canonical_options(text: str) -> str:
-    """`method_options` as "a=1,b=2": items sorted by key, blanks dropped."""
-    items = [i.strip() for i in str(text).replace(" ", ",").split(",") if i.strip()]
-    return ",".join(sorted(items, key=lambda item: item.partition("=")[0]))
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -341,8 +312,7 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     _one_of("selection", c.selection, SELECTIONS)
     _one_of("order", c.order, ORDERS)
     _one_of("alternate", c.alternate, ALTERNATE_MODES)
-    from ts3ray.devices import parse_device
-
+    _one_of("protocol", c.protocol, PROTOCOLS)
     parse_device(c.device)  # full syntax; whether it exists is checked where the run happens
     _one_of("precision", c.precision, PRECISION_NAMES)
     _one_of("compile", c.compile, COMPILE_NAMES)
@@ -390,12 +360,13 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     _check(c.batch_size >= 2, "batch_size", c.batch_size, "an integer >= 2")
     _check(0 <= c.weight_decay < math.inf, "weight_decay", c.weight_decay, "a finite number >= 0")
     _check(0 <= c.momentum < 1, "momentum", c.momentum, "0 <= momentum < 1")
+    _check_recipe(c)
     _check(0 < c.lr_decay_factor <= 1, "lr_decay_factor", c.lr_decay_factor,
            "0 < factor <= 1 (the rate is multiplied by it at each decay epoch)")
     for m in c.lr_decay_epochs:
         _check(1 <= m < int_limit, "lr_decay_epochs", c.lr_decay_epochs,
                "epochs >= 1 within a round at which the rate decays")
-    from ts3ray.method.methods import check_method
+    from ts3ray.method.registry import check_method
 
     check_method(c)  # method_options known and valid for the method; variant only for ts3net
     if check_files and "://" in c.data_root:
@@ -403,6 +374,35 @@ def validate(config: RunConfig, *, check_files: bool = True) -> None:
     elif check_files:
         data.check_available(c.dataset, c.data_root)
         data.check_noise_files(c.dataset, c.noise, c.noise_labels, c.data_root)
+
+
+def _check_recipe(c: RunConfig) -> None:
+    """The training recipe's keys (method/protocols.py), each in range and none set where it
+    has no effect."""
+    from ts3ray.method.protocols import INITS, LR_SCHEDULES, OPTIMIZERS
+
+    _one_of("optimizer", c.optimizer, OPTIMIZERS)
+    _one_of("lr_schedule", c.lr_schedule, LR_SCHEDULES)
+    _one_of("init", c.init, INITS)
+    for key in ("adam_beta1", "adam_beta2"):
+        _check(0 <= getattr(c, key) < 1, key, getattr(c, key), "0 <= beta < 1")
+    if c.beta1_decayed is not None:
+        _check(0 <= c.beta1_decayed < 1, "beta1_decayed", c.beta1_decayed, "0 <= beta < 1 or none")
+        _check(c.optimizer == "adam" and c.lr_schedule == "linear", "beta1_decayed",
+               c.beta1_decayed, "none unless optimizer=adam with lr_schedule=linear (the beta1 "
+               "plan starts with the linear decay)")
+    if c.nesterov:
+        _check(c.optimizer == "sgd" and c.momentum > 0, "nesterov", c.nesterov,
+               "false unless optimizer=sgd with momentum > 0")
+    if c.grad_clip is not None:
+        _check(c.grad_clip > 0 and math.isfinite(c.grad_clip), "grad_clip", c.grad_clip,
+               "a positive number or none")
+    if c.lr_schedule == "linear":
+        _check(len(c.lr_decay_epochs) <= 1, "lr_decay_epochs", c.lr_decay_epochs,
+               "at most one epoch (where the linear decay starts) with lr_schedule=linear")
+    if c.lr_schedule == "cosine":
+        _check(not c.lr_decay_epochs, "lr_decay_epochs", c.lr_decay_epochs,
+               "empty with lr_schedule=cosine (it decays over the whole level)")
 
 
 def load_config_file(path: str) -> dict[str, Any]:

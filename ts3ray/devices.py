@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-from ts3ray.config import DEVICES
 from ts3ray.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")  # no mps: the epoch statistics are float64
 
 DEVICE_SYNTAX = re.compile(rf"({'|'.join(DEVICES)})(?::(0|[1-9][0-9]{{0,3}}))?")
 ALLOWED = "auto, cpu, cuda or cuda:N (N a GPU index)"

@@ -1,5 +1,5 @@
 """One lottery run: Algorithm 2 (IMP rounds) around a method's training (TS3-Net's
-Algorithm 1, or a competitor; ts3ray/method/methods.py).
+Algorithm 1, or a competitor; ts3ray/method/registry.py).
 
 `LotteryRun` is a plain object with no knowledge of Ray: iterate `run.epochs()` to train,
 one epoch record at a time; `state_dict()` / `load_state_dict()` capture and restore the
@@ -30,13 +30,14 @@ from ts3ray.data.prepared import EvalSet as PreparedEval
 from ts3ray.data.streaming import StreamingBatches
 from ts3ray.devices import check_device_exists
 from ts3ray.errors import ConfigError
-from ts3ray.method.methods import MethodEpoch, resolve_method
+from ts3ray.method.base import EpochContext, EpochStats, Net
+from ts3ray.method.protocols import apply_schedule, make_optimizer, schedule_position
+from ts3ray.method.registry import resolve_method
 from ts3ray.method.selection import make_selector
-from ts3ray.method.stages import EpochStats, Net, Pair
-from ts3ray.method.variants import VARIANTS
 from ts3ray.models import build_model
 
-STATE_VERSION = 2  # 2: any method (method_state; one optimiser key per optimiser)
+STATE_VERSION = 3  # 3: per-method optimisers and schedules (protocols)
+TAIL_EPOCHS = 10  # Co-teaching / JoCoR report the mean test accuracy of the last 10 epochs
 JOINT = "S+D"  # optimiser key of networks trained by one optimiser (JoCoR)
 
 
@@ -160,7 +161,6 @@ class LotteryRun:
     ):
         self.config = config
         self.method = resolve_method(config)
-        self.variant = VARIANTS[config.variant]  # TS3-Net's variant ("full" for the others)
         self.device = torch.device(device) if device is not None else resolve_device(config.device)
         self.accel = Acceleration(config, self.device)
         self.data, self.noisy = prepare_data(config, self.device, dataset)
@@ -173,7 +173,8 @@ class LotteryRun:
         shape = dict(num_classes=d.num_classes, in_channels=d.in_channels, image_size=d.image_size)
         # S and D start from different initialisations (Sec. IV-A)
         self.models: dict[str, nn.Module] = {
-            n: build_model(config.arch, seed=derive_seed(config.seed, n), **shape).to(self.device)
+            n: build_model(config.arch, seed=derive_seed(config.seed, n), init=config.init,
+                           **shape).to(self.device)
             for n in self.method.networks
         }
         self.init_states = {n: _clone_state(m) for n, m in self.models.items()}
@@ -205,24 +206,51 @@ class LotteryRun:
         """Networks sharing one optimiser (JoCoR) find it under one key."""
         return JOINT if self.method.joint_optimizer else name
 
-    def _new_optimizers(self) -> None:
-        c = self.config
-        groups: dict[str, list] = {}
-        for name, model in self.models.items():
-            groups.setdefault(self._optimizer_key(name), []).extend(model.parameters())
-        self.optimizers = {
-            key: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
-            for key, params in groups.items()
-        }
+    def _parameters_of(self, key: str) -> list:
+        return [p for name, model in self.models.items() if self._optimizer_key(name) == key
+                for p in model.parameters()]
 
-    def _nets(self) -> dict[str, Net]:
-        return {n: Net(m, self.optimizers[self._optimizer_key(n)], self.masks.get(n))
+    def _new_optimizers(self) -> None:
+        """The protocol's optimiser(s), fresh: every level is a full retraining."""
+        keys = dict.fromkeys(self._optimizer_key(name) for name in self.models)
+        self.optimizers = {key: make_optimizer(self._parameters_of(key), self.config)
+                           for key in keys}
+
+    def nets(self) -> dict[str, Net]:
+        """The networks as the methods' epoch steps take them."""
+        return {n: Net(m, self.optimizers[self._optimizer_key(n)], self.masks.get(n),
+                       self.config.grad_clip)
                 for n, m in self.models.items()}
 
-    def _pair(self) -> Pair:
-        """TS3-Net's networks as stages.py takes them (benchmarks call stages directly)."""
-        nets = self._nets()
-        return Pair(sparse=nets["S"], dense=nets.get("D"))
+    def _schedule(self, epoch: int) -> float:
+        """Set the protocol's lr (and Adam's beta1) for 0-based `epoch` of the level."""
+        position = schedule_position(epoch, self.method.segment(epoch), self.config.epochs)
+        return apply_schedule(self.optimizers.values(), self.config, position)
+
+    def epoch_context(self, stats: EpochStats | None = None) -> EpochContext:
+        """The context of the next epoch (benchmarks call a stage directly with it)."""
+        c = self.config
+        return EpochContext(config=c, data=self.data, options=self.method.options,
+                            key=self.global_epoch, epoch=self.epoch,
+                            stats=stats or EpochStats(self.device),
+                            seed=derive_seed(c.seed, "method"),
+                            select_rate=self.method.select_rate or 0.0, selector=self.selector,
+                            state=self.method_state)
+
+    def _reinit(self, nets: dict[str, Net]):
+        """ctx.reinit: a network back to the level's masked initial weights with a fresh
+        optimiser at the current schedule position (ITLM's rounds)."""
+        def reinit(name: str) -> None:
+            pruning.reset_to_init(self.models[name], self.init_states[name],
+                                  self.masks.get(name, {}))
+            key = self._optimizer_key(name)
+            self.optimizers[key] = make_optimizer(self._parameters_of(key), self.config)
+            for net_name, net in nets.items():
+                if self._optimizer_key(net_name) == key:
+                    net.optimizer = self.optimizers[key]
+            self._schedule(self.epoch)
+
+        return reinit
 
     @property
     def done(self) -> bool:
@@ -250,18 +278,15 @@ class LotteryRun:
         c = self.config
         started = time.perf_counter()
         stage = self.method.stage(self.epoch)
-        lr = c.lr_at(self.epoch)
-        for opt in self.optimizers.values():
-            for group in opt.param_groups:
-                group["lr"] = lr
+        lr = self._schedule(self.epoch)  # the method's protocol owns the lr
         stats = EpochStats(self.device)
-        ctx = MethodEpoch(config=c, data=self.data, selector=self.selector,
-                          key=self.global_epoch, epoch=self.epoch, stats=stats,
-                          seed=derive_seed(c.seed, "method"), state=self.method_state)
+        ctx = self.epoch_context(stats)
+        nets = self.nets()
+        ctx.reinit = self._reinit(nets)
         if self.epoch == 0:
             reset_peak_memory(self.device)
         with self.accel.autocast():
-            self.method.step(self._nets(), ctx)
+            self.method.step(nets, ctx)
             for net, model in self.models.items():
                 for eval_set, accuracy in self.data.accuracies(model, top5=net == "S").items():
                     stats.add(f"{eval_set}_acc_{net}", accuracy)
@@ -340,6 +365,8 @@ class LotteryRun:
                 "acc_eval_last": last["acc_eval"],
                 **best_epoch_columns(level, "val_acc_sparse", "val"),
                 **best_epoch_columns(level, "clean_val_acc_sparse", "clean_val"),
+                **best_epoch_columns(level, "val_acc_dense", "val", tested="acc_dense"),
+                **tail_columns(level, ("acc_sparse", "acc_dense", "acc_eval")),
                 "val_acc_dense_last": last["val_acc_dense"],
                 "val_acc_eval_last": last["val_acc_eval"],
                 "gpu_peak_mb": peak_memory_mb(self.device),  # this level's peak allocation
@@ -355,13 +382,18 @@ class LotteryRun:
 
     def _prune_and_reset(self) -> None:
         """Algorithm 2: prune p_f of each pruned network's remaining weights by its own
-        magnitudes, then reset every network's surviving weights to their initial values."""
+        magnitudes, then reset every network's surviving weights to their initial values.
+        `dense_reset=from_sparse` (the official code) re-creates the dense peer D as a dense
+        copy of S's initial weights instead of its own."""
         for name, model in self.models.items():
             if name in self.masks:
                 self.masks[name] = pruning.global_magnitude_prune(
                     model, self.masks[name], self.config.prune_fraction
                 )
-            pruning.reset_to_init(model, self.init_states[name], self.masks.get(name, {}))
+            init = self.init_states[name]
+            if name == "D" and self.config.dense_reset == "from_sparse":
+                init = self.init_states["S"]
+            pruning.reset_to_init(model, init, self.masks.get(name, {}))
         self._new_optimizers()
 
     # -- checkpointing --------------------------------------------------------------
@@ -402,10 +434,13 @@ class LotteryRun:
         self.level_rows = [dict(r) for r in state["level_rows"]]
 
 
-def best_epoch_columns(level_rows: list[dict[str, Any]], column: str, name: str) -> dict[str, Any]:
+def best_epoch_columns(level_rows: list[dict[str, Any]], column: str, name: str,
+                       tested: str = "acc_sparse") -> dict[str, Any]:
     """The level's `column` at its last epoch and at its best epoch (the first epoch of the
-    highest value), and the test accuracy of S at that best epoch: the "Best" of a table
-    selected on `name` data. NaN (and epoch 0) when the run has no such data."""
+    highest value), and the test accuracy `tested` at that best epoch: the "Best" of a table
+    selected on `name` data. NaN (and epoch 0) when the run has no such data. For S:
+    `val_acc_sparse_last/_best`, `best_val_epoch`, `acc_sparse_at_best_val`; for D (`tested`
+    = acc_dense): `val_acc_dense_best`, `best_val_epoch_dense`, `acc_dense_at_best_val`."""
     values = [r[column] for r in level_rows]
     last = values[-1]
     if math.isnan(last):
@@ -413,9 +448,28 @@ def best_epoch_columns(level_rows: list[dict[str, Any]], column: str, name: str)
     else:
         best_index = max(range(len(values)), key=lambda i: (values[i], -i))
         best_at, best = level_rows[best_index]["epoch"], values[best_index]
-        test_at_best = level_rows[best_index]["acc_sparse"]
-    return {f"{column}_last": last, f"{column}_best": best, f"best_{name}_epoch": best_at,
-            f"acc_sparse_at_best_{name}": test_at_best}
+        test_at_best = level_rows[best_index][tested]
+    if tested == "acc_sparse":
+        return {f"{column}_last": last, f"{column}_best": best, f"best_{name}_epoch": best_at,
+                f"acc_sparse_at_best_{name}": test_at_best}
+    net = tested.split("_")[1]
+    return {f"{column}_best": best, f"best_{name}_epoch_{net}": best_at,
+            f"{tested}_at_best_{name}": test_at_best}
+
+
+def tail_columns(level_rows: list[dict[str, Any]], columns: tuple[str, ...],
+                 tail: int = TAIL_EPOCHS) -> dict[str, Any]:
+    """Mean and sample std (ddof 1) of each column over the level's last `tail` epochs (all
+    of them in a shorter level): Co-teaching's and JoCoR's reporting rule, chosen by no one.
+    `acc_sparse_tail_mean`, `acc_sparse_tail_std`, ... (NaN std for a 1-epoch level)."""
+    out = {}
+    for column in columns:
+        values = [r[column] for r in level_rows[-tail:]]
+        mean = sum(values) / len(values)
+        std = (math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+               if len(values) > 1 else math.nan)
+        out[f"{column}_tail_mean"], out[f"{column}_tail_std"] = mean, std
+    return out
 
 
 def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:

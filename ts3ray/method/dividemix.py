@@ -18,24 +18,53 @@ confidence penalty for asymmetric noise). Later epochs (Algorithm 1):
    * loss = L_X (soft CE on the mixed labelled part) + lambda_u(t) L_U (squared error on the
      mixed unlabelled part) + lambda_r L_reg (uniform prior on the mean prediction).
 Test prediction: S alone (the TS3 paper reports DivideMix "without model ensemble"), or the
-sum of both networks' logits (`evaluate="ensemble"`, the authors' test()).
+sum of both networks' logits (`evaluate="ensemble"`, the authors' test(); on under `code`).
+
+Published recipe (LiJunnan1992/DivideMix): CIFAR SGD lr 0.02 momentum 0.9 wd 5e-4, /10 at
+epoch 150 of 300, batch 64; Clothing1M lr 0.002, wd 1e-3, /10 at 40 of 80, batch 32, warm-up 1,
+lambda_u 0, alpha 0.5; WebVision lr 0.01, wd 5e-4, /10 at 50 of 100, batch 32, warm-up 1,
+lambda_u 0, alpha 0.5. MNIST-like data is not in the paper: the nearest published setting
+(CIFAR-10). On data without augmentation its two views are identical unless `view_shift`
+translates them (ts3ray's documented choice: 0, so that no method sees an augmentation the
+dataset's protocol does not have).
 """
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ts3ray.method import peer_losses as PL
+from ts3ray.method.base import (TWO_NETWORKS_WHY, EpochContext, MethodDef, Net, Setting, Tunable,
+                                check_prune, dataset_family, pruned_by_option, record_selection)
 from ts3ray.method.losses import per_sample_ce
+from ts3ray.method.options import check
 from ts3ray.method.peer_data import (CyclingBatches, generator, gmm_clean_probability,
                                      numpy_rng, stream_seed, subset_batches, train_losses, view)
-from ts3ray.method.peers import PeerContext
-from ts3ray.method.stages import record_selection
+from ts3ray.method.protocols import Recipe
 from ts3ray.method.schedules import linear_rampup
-from ts3ray.method.stages import Net
+
+EVALUATIONS = ("single", "ensemble")
 
 
-def dividemix_epoch(nets: dict[str, Net], ctx: PeerContext) -> None:
+@dataclass(frozen=True)
+class DivideMixOptions:
+    warmup_epochs: int = 10  # CE warm-up of both nets (code: 10 CIFAR-10, 30 CIFAR-100)
+    alpha: float = 4.0  # Beta(alpha, alpha) of mixup
+    temperature: float = 0.5  # sharpening T
+    lambda_u: float = 25.0  # weight of L_U (code default; per setting in defaults)
+    rampup_epochs: float = 16.0  # code: lambda_u ramps linearly over 16 epochs after warm-up
+    lambda_r: float = 1.0  # weight of the uniform-prior penalty L_reg
+    p_threshold: float = 0.5  # clean if the GMM clean posterior > p_threshold
+    confidence_penalty: bool = False  # warm-up CE + negative entropy (asymmetric noise)
+    evaluate: str = "single"  # single: S alone (TS3 paper); ensemble: sum of both nets' logits
+    view_shift: int = 0  # data without augmentation: views translated by up to N pixels
+    prune: str = "S"  # S: D a dense peer | both: D pruned too
+
+
+def dividemix_epoch(nets: dict[str, Net], ctx: EpochContext) -> None:
     if ctx.epoch < ctx.options.warmup_epochs:
         warmup_epoch(nets, ctx)
         return
@@ -50,7 +79,7 @@ def dividemix_epoch(nets: dict[str, Net], ctx: PeerContext) -> None:
         train_on_division(nets[learner], nets[peer], clean_prob[peer], ctx, learner)
 
 
-def warmup_epoch(nets: dict[str, Net], ctx: PeerContext) -> None:
+def warmup_epoch(nets: dict[str, Net], ctx: EpochContext) -> None:
     """CE on every sample for both networks; + negative entropy for asymmetric noise (the
     authors' NegEntropy penalty, applied in their warmup() when noise_mode == 'asym')."""
     for net in nets.values():
@@ -65,7 +94,7 @@ def warmup_epoch(nets: dict[str, Net], ctx: PeerContext) -> None:
             ctx.stats.add_loss(name, loss)
 
 
-def train_on_division(learner: Net, peer: Net, clean_prob: torch.Tensor, ctx: PeerContext,
+def train_on_division(learner: Net, peer: Net, clean_prob: torch.Tensor, ctx: EpochContext,
                       name: str) -> None:
     """One pass of `learner` over the labelled set of the PEER's division (co-divide)."""
     o, batches = ctx.options, ctx.data.batches
@@ -87,11 +116,11 @@ def train_on_division(learner: Net, peer: Net, clean_prob: torch.Tensor, ctx: Pe
     learner.model.train()
     peer.model.eval()  # the peer is fixed while the learner trains
     for b, (x1, x2, y, idx) in enumerate(subset_batches(batches, labelled, batches.batch_size,
-                                                         gen_x, views=2)):
+                                                         gen_x, views=2, shift=o.view_shift)):
         u = None
         if cycle is not None:
             u_idx = cycle.next_indices()
-            u = (view(batches, u_idx, gen_u), view(batches, u_idx, gen_u))
+            u = (view(batches, u_idx, gen_u, o.view_shift), view(batches, u_idx, gen_u, o.view_shift))
         inputs, targets = mixmatch_targets(learner.model, peer.model, x1, x2, y, weights[idx],
                                            u, ctx.num_classes, o.temperature)
         lam = PL.mixup_coefficient(float(beta.beta(o.alpha, o.alpha)))
@@ -132,3 +161,80 @@ def dividemix_loss(logits: torch.Tensor, targets: torch.Tensor, n_labelled: int,
     if logits.shape[0] > n_labelled:
         loss = loss + lambda_u * PL.mse_probs(logits[n_labelled:], targets[n_labelled:])
     return loss + lambda_r * PL.uniform_prior_penalty(logits)
+
+
+# -- settings ----------------------------------------------------------------------------------
+def lambda_u_for(family: str, noise: str, noise_rate: float) -> float:
+    """lambda_u from {0, 25, 50, 150} as DivideMix's Appendix B (Table 7) sets it: CIFAR-10
+    sym 20% 0, 50-80% 25, 90% 50, asym 0; CIFAR-100 20% 25, >= 50% 150. Between tabulated
+    levels (e.g. 40%) the nearest level's value; CIFAR-100 asym (not in the paper) follows
+    CIFAR-10's asym rule 0; MNIST-like sets use the CIFAR-10 column; Clothing1M and
+    WebVision 0 (Train_clothing1M.py, Train_webvision.py)."""
+    if noise == "asym" or family in ("clothing1m", "webvision50"):
+        return 0.0
+    if family == "cifar100":
+        return 25.0 if noise_rate < 0.35 else 150.0
+    if noise_rate < 0.35:
+        return 0.0
+    return 25.0 if noise_rate < 0.85 else 50.0
+
+
+WARMUP = {"mnist": 10, "cifar10": 10, "cifar100": 30, "clothing1m": 1, "webvision50": 1}
+ALPHA = {"clothing1m": 0.5, "webvision50": 0.5}  # else the CIFAR runs' 4
+
+
+def defaults(setting: Setting, overrides: dict) -> dict:
+    family = dataset_family(setting.dataset)
+    return dict(warmup_epochs=WARMUP[family], alpha=ALPHA.get(family, 4.0),
+                lambda_u=lambda_u_for(family, setting.noise, setting.noise_rate),
+                p_threshold=0.6 if setting.noise_rate >= 0.85 else 0.5,
+                confidence_penalty=setting.noise == "asym")
+
+
+def recipes(protocol: str, setting: Setting) -> Recipe:
+    family = dataset_family(setting.dataset)
+    repo = "LiJunnan1992/DivideMix"
+    if family == "clothing1m":
+        recipe = Recipe(f"{repo} Train_clothing1M.py", lr=0.002, batch_size=32,
+                        weight_decay=1e-3, milestones=(40 / 80,), init="torch_default")
+    elif family == "webvision50":
+        recipe = Recipe(f"{repo} Train_webvision.py", lr=0.01, batch_size=32,
+                        weight_decay=5e-4, milestones=(50 / 100,), init="torch_default")
+    else:
+        nearest = "" if family in ("cifar10", "cifar100") else " (nearest published: CIFAR-10)"
+        recipe = Recipe(f"{repo} Train_cifar.py{nearest}", lr=0.02, batch_size=64,
+                        weight_decay=5e-4, milestones=(150 / 300,), init="torch_default")
+    if protocol == "code":
+        return dataclasses.replace(recipe, options=dict(evaluate="ensemble"))
+    return recipe
+
+
+def check_options(o: DivideMixOptions, setting: Setting) -> None:
+    check(o.warmup_epochs >= 0, "warmup_epochs", o.warmup_epochs, "an integer >= 0")
+    check(o.warmup_epochs < setting.epochs, "warmup_epochs", o.warmup_epochs,
+          f"fewer than the level's epochs={setting.epochs} (a warm-up as long as the level "
+          "leaves no DivideMix epoch)")
+    check(o.alpha > 0, "alpha", o.alpha, "a positive number (Beta(alpha, alpha))")
+    check(o.temperature > 0, "temperature", o.temperature, "a positive number")
+    for key in ("lambda_u", "lambda_r", "rampup_epochs"):
+        check(getattr(o, key) >= 0, key, getattr(o, key), "a number >= 0")
+    check(0.0 <= o.p_threshold < 1.0, "p_threshold", o.p_threshold, "a number in [0, 1)")
+    check(o.evaluate in EVALUATIONS, "evaluate", o.evaluate, "single or ensemble")
+    check(0 <= o.view_shift <= 8, "view_shift", o.view_shift, "an integer in [0, 8] (pixels)")
+    check_prune(o)
+
+
+def evaluated(o: DivideMixOptions) -> tuple[str, ...]:
+    return ("S", "D") if o.evaluate == "ensemble" else ("S",)
+
+
+def stage(epoch: int, o: DivideMixOptions) -> str | None:
+    return "warmup" if epoch < o.warmup_epochs else None
+
+
+METHOD = MethodDef(
+    name="dividemix", paper="Li, Socher & Hoi, DivideMix, ICLR 2020", networks=("S", "D"),
+    options=DivideMixOptions, epoch=dividemix_epoch, recipes=recipes, defaults=defaults,
+    stage=stage, check=check_options, pruned=pruned_by_option, evaluated=evaluated,
+    needs_resident_data=True, tunables=(Tunable("lambda_u", 0.0, 150.0),),
+    why_pruned=TWO_NETWORKS_WHY, notes=("selects by GMM, not by the rate r",))

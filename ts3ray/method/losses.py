@@ -67,12 +67,14 @@ def semi_supervised_loss(
     return loss
 
 
-def relabel(logits: torch.Tensor, clean: torch.Tensor, tau: float):
+def relabel(logits: torch.Tensor, clean: torch.Tensor, tau: float, *, strict: bool = False):
     """Eq. 6: large-loss samples whose max predicted probability is >= tau get the argmax
-    as pseudo-label. Returns (pseudo_labels, relabel_mask); computed without gradient."""
+    as pseudo-label (`strict`: > tau, the official code's test). Returns (pseudo_labels,
+    relabel_mask); computed without gradient."""
     with torch.no_grad():
         confidence, pseudo = F.softmax(logits.detach(), dim=1).max(dim=1)
-        return pseudo, (~clean) & (confidence >= tau)
+        confident = confidence > tau if strict else confidence >= tau
+        return pseudo, (~clean) & confident
 
 
 def refinement_loss(
@@ -88,3 +90,17 @@ def refinement_loss(
     if gamma > 0:
         loss = loss + gamma * masked_mean(per_sample_ce(logits, pseudo), relabeled)
     return loss
+
+
+def refinement_loss_code(logits: torch.Tensor, labels: torch.Tensor, clean: torch.Tensor,
+                         pseudo: torch.Tensor, relabeled: torch.Tensor,
+                         weight: float) -> torch.Tensor:
+    """The official code's form of Eq. 7 (`refine_loss=code`): cross-entropy applied to the
+    softmax *outputs* (softmax twice, CE(softmax(f(x)), y)), its mean over S's small-loss
+    set, plus `weight` (0.001, fixed) times the SUM over the relabeled set of the same
+    twice-softmaxed CE against the pseudo-labels. Its gradient is bounded and vanishes for
+    confident samples, so the refinement barely moves S."""
+    probs = F.softmax(logits, dim=1)
+    loss = masked_mean(F.cross_entropy(probs, labels, reduction="none"), clean)
+    relabel_ce = F.cross_entropy(probs, pseudo, reduction="none")
+    return loss + weight * (relabel_ce * relabeled.to(relabel_ce.dtype)).sum()

@@ -41,16 +41,22 @@ def numpy_rng(seed: int, key: int, purpose: str) -> np.random.Generator:
     return np.random.default_rng(stream_seed(seed, key, purpose))
 
 
-def view(batches: DeviceBatches, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def view(batches: DeviceBatches, idx: torch.Tensor, gen: torch.Generator,
+         shift: int = 0) -> torch.Tensor:
     """One view of samples `idx`: gathered on the device, randomly cropped and flipped (when
     the dataset augments, with the same crop+flip as `DeviceBatches.epoch`) and normalised.
-    Two calls with the same generator give two independent views of the same samples."""
+    Two calls with the same generator give two independent views of the same samples. On data
+    without augmentation, `shift` > 0 translates each view by up to `shift` pixels (zero
+    padding, no flip); 0 leaves the views identical."""
     x = batches.x[idx]
-    if batches.augment:
+    if batches.augment or shift > 0:
         n = idx.shape[0]
-        offsets = torch.randint(0, 2 * CROP_PADDING + 1, (n, 2), generator=gen).to(x.device)
+        padding = CROP_PADDING if batches.augment else shift
+        offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=gen).to(x.device)
         flips = torch.randint(0, 2, (n,), generator=gen).bool().to(x.device)
-        x = crop_and_flip(x, offsets[:, 0], offsets[:, 1], flips)
+        if not batches.augment:
+            flips = torch.zeros_like(flips)
+        x = crop_and_flip(x, offsets[:, 0], offsets[:, 1], flips, padding)
     # DeviceBatches keeps its normaliser private; using it keeps the pixels bit-identical
     # to the epoch batches (a public `DeviceBatches.normalize` would make this cleaner).
     return batches._normalize(x)
@@ -62,13 +68,13 @@ def shuffled(subset: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def subset_batches(batches: DeviceBatches, subset: torch.Tensor, batch_size: int,
-                   gen: torch.Generator, views: int = 1) -> Iterator[tuple]:
+                   gen: torch.Generator, views: int = 1, shift: int = 0) -> Iterator[tuple]:
     """One pass over `subset` (sample indices on the device) in a seeded order, in batches of
     `batch_size` (the last one smaller): yields (view_1, ..., view_views, y, idx)."""
     order = shuffled(subset, gen)
     for start in range(0, order.shape[0], batch_size):
         idx = order[start:start + batch_size]
-        yield (*(view(batches, idx, gen) for _ in range(views)), batches.labels[idx], idx)
+        yield (*(view(batches, idx, gen, shift) for _ in range(views)), batches.labels[idx], idx)
 
 
 class CyclingBatches:

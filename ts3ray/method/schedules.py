@@ -5,6 +5,8 @@ level repeats the same schedule from its start, as each level is a full retraini
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ts3ray.errors import ConfigError
 
 FORGET_FORMS = ("paper", "code")
@@ -46,3 +48,23 @@ def linear_rampup(progress: float, start: float, length: float) -> float:
     if length <= 0:
         return 1.0 if progress >= start else 0.0
     return min(max((progress - start) / length, 0.0), 1.0)
+
+
+@dataclass(frozen=True)
+class ForgetOptions:
+    """The small-loss ramp of Co-teaching and JoCoR, R(T) with T_k and exponent c, and the
+    two-network methods' `prune`."""
+
+    t_k: int = 10  # epochs of the linear ramp (Co-teaching Sec. 4, JoCoR Sec. 4)
+    c: float = 1.0  # exponent c of T^c
+    forget_schedule: str = "paper"  # paper | code (see forget_rate)
+    prune: str = "S"  # S: D a dense peer | both: D pruned too, by its own magnitudes
+
+
+def check_forget(o: ForgetOptions, setting) -> None:
+    if o.t_k < 1:
+        raise ConfigError("t_k", o.t_k, "an integer >= 1")
+    if o.c <= 0:
+        raise ConfigError("c", o.c, "a positive number")
+    if o.forget_schedule not in FORGET_FORMS:
+        raise ConfigError("forget_schedule", o.forget_schedule, f"one of {', '.join(FORGET_FORMS)}")

@@ -39,13 +39,14 @@ def build_model(
     in_channels: int,
     image_size: int | tuple[int, int],
     seed: int,
+    init: str = "kaiming",
     **options: Any,
 ) -> nn.Module:
     """Build `arch` on the CPU in float32, initialised from `seed` (global RNG untouched).
 
     `image_size` is (H, W) or one int for square images; `options` go to the builder
-    (e.g. ``small_stem`` for resnet18)."""
+    (e.g. ``small_stem`` for resnet18); `init` is models/init.py's kaiming or torch_default."""
     if arch not in BUILDERS:
         raise ConfigError("arch", arch, f"one of {', '.join(MODEL_NAMES)}")
     shape = dict(num_classes=num_classes, in_channels=in_channels, image_size=_pair(image_size))
-    return seeded(lambda: BUILDERS[arch](**shape, **options), seed)
+    return seeded(lambda: BUILDERS[arch](**shape, **options), seed, init)

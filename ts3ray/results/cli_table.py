@@ -22,8 +22,8 @@ from ts3ray.results.render import RENDERERS
 from ts3ray.results.table_model import TableModel
 from ts3ray.storage import write_text_atomic
 from ts3ray.results.tables import (
-    DEFAULT_METRIC, PAPER_LEVELS, TableOptions, compare_table, realworld_table, sensitivity_table,
-    sparsity_table,
+    DEFAULT_METRIC, PAPER_LEVELS, REPORT_RULES, TableOptions, compare_table, realworld_table,
+    sensitivity_table, sparsity_table,
 )
 
 
@@ -41,11 +41,11 @@ class TableKind:
 
 
 TABLE_KINDS: dict[str, TableKind] = {
-    "sensitivity": TableKind(sensitivity_table, ("base", "params"),
+    "sensitivity": TableKind(sensitivity_table, ("base", "params", "report"),
                              "Table IX: a block per parameter, a column per setting"),
-    "sparsity": TableKind(sparsity_table, ("rows",),
+    "sparsity": TableKind(sparsity_table, ("rows", "report"),
                           "Tables VIII/XI: a row per variant/arch, a column per sparsity"),
-    "compare": TableKind(compare_table, ("rows", "sparsity"),
+    "compare": TableKind(compare_table, ("rows", "sparsity", "report"),
                          "Tables I-III: a row per method, a column per noise setting, params"),
     "importance": TableKind(_importance, ("params", "evaluator"),
                             "parameter importance of a search sweep (Optuna)"),
@@ -54,7 +54,7 @@ TABLE_KINDS: dict[str, TableKind] = {
     "pareto": TableKind(pareto_table, ("select", "within"),
                         "the accuracy-sparsity front and the sparsest ticket within X points"),
 }
-KIND_OPTIONS = ("base", "params", "rows", "sparsity", "evaluator", "select", "within")
+KIND_OPTIONS = ("base", "params", "rows", "sparsity", "evaluator", "select", "within", "report")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "paper (competitors dense, TS3-Net sparse); "
                                            "default: each trial's highest level")
     parser.add_argument("--evaluator", help="importance: fanova (default) | ped-anova")
+    parser.add_argument("--report", choices=list(REPORT_RULES),
+                        help="sensitivity/sparsity/compare: which epoch of each level: last (the "
+                             "paper's, default), best_val (best validation epoch), tail_mean "
+                             "(mean of the last 10 epochs)")
     add_front_arguments(parser)
 
 
@@ -128,6 +132,7 @@ def parse_sparsity(text: str) -> float | tuple[float, ...] | str:
 PARSERS: dict[str, Callable[[str], object]] = {
     "base": parse_base, "params": parse_params, "rows": parse_rows,
     "sparsity": parse_sparsity, "evaluator": str, "select": str, "within": parse_within,
+    "report": str,
 }
 
 

@@ -1,7 +1,8 @@
 """Renderers of a `TableModel`: Markdown, CSV, LaTeX (registry `RENDERERS`).
 
 Best cells: bold `**x**` (Markdown), `\\textbf{x}` (LaTeX), a `*` suffix (CSV). A cell with
-several trials reads `mean ± std`; a cell without data is empty (`–` in Markdown).
+several trials reads `mean ± std` (with `(n)` seeds when the cells differ in n) and its marks
+(results/pooling.py); a cell without data is empty (`–` in Markdown).
 """
 from __future__ import annotations
 
@@ -22,12 +23,15 @@ def latex_escape(text: str) -> str:
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
-def cell_text(cell: Cell, decimals: int, pm: str) -> str:
+def cell_text(cell: Cell, decimals: int, pm: str, show_n: bool = False) -> str:
     if cell.mean is None:
         return ""
     decimals = decimals if cell.decimals is None else cell.decimals
     text = f"{cell.mean:.{decimals}f}"
-    return text if cell.std is None else f"{text}{pm}{cell.std:.{decimals}f}"
+    text = text if cell.std is None else f"{text}{pm}{cell.std:.{decimals}f}"
+    if show_n and cell.n:
+        text += f" ({cell.n})"
+    return text + cell.mark
 
 
 def md_label(label: Label) -> str:
@@ -49,7 +53,7 @@ def render_md(table: TableModel) -> str:
         for row in block.rows:
             cells = []
             for cell in row.cells:
-                text = cell_text(cell, table.decimals, " ± ") or "–"
+                text = cell_text(cell, table.decimals, " ± ", table.show_n) or "–"
                 cells.append(f"**{text}**" if cell.best else text)
             lines.append("| " + " | ".join([row.label, *cells]) + " |")
         lines.append("")
@@ -70,7 +74,7 @@ def render_csv(table: TableModel) -> str:
             out = []
             for name in columns:
                 cell = row.cells[position[name]] if name in position else Cell(None)
-                text = cell_text(cell, table.decimals, " ± ")
+                text = cell_text(cell, table.decimals, " ± ", table.show_n)
                 out.append(f"{text}*" if cell.best and text else text)
             writer.writerow([block.key, row.label, *out])
     for note in table.footnotes:
@@ -94,7 +98,8 @@ def render_latex(table: TableModel) -> str:
         for row in block.rows:
             cells = []
             for cell in row.cells:
-                text = cell_text(cell, table.decimals, r" $\pm$ ")
+                text = cell_text(cell, table.decimals, r" $\pm$ ", table.show_n)
+                text = text.replace("†", r"$^\dagger$").replace("‡", r"$^\ddagger$")
                 cells.append(rf"\textbf{{{text}}}" if cell.best and text else text)
             lines.append(" & ".join(_pad([latex_escape(row.label), *cells], width)) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]

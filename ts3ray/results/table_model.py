@@ -23,12 +23,17 @@ class Label:
 @dataclass
 class Cell:
     """A mean (None: no data), the sample std over trials (None: one trial), a best mark;
-    `decimals` overrides the table's for this cell (e.g. 0 for an exact count)."""
+    `decimals` overrides the table's for this cell (e.g. 0 for an exact count). Cells pooled
+    over seeds (results/pooling.py) also hold `n`, the value per seed (for paired tests) and
+    a `mark` (a repeated seed, significantly below the best)."""
 
     mean: float | None
     std: float | None = None
     best: bool = False
     decimals: int | None = None
+    n: int | None = None
+    per_seed: dict[int, float] = field(default_factory=dict, repr=False)
+    mark: str = ""
 
 
 @dataclass
@@ -56,6 +61,7 @@ class TableModel:
     blocks: list[Block]
     footnotes: list[str] = field(default_factory=list)
     decimals: int = 2
+    show_n: bool = False  # print each cell's seed count (cells differ in it)
 
 
 def summarize(values) -> Cell:

@@ -6,14 +6,17 @@
 * `compare_table` — Tables I-III: a row per method, a column per noise setting, a block per
   dataset and sparsity level, + the parameter counts.
 
-Cells are the mean over trials (seeds) of the metric, ± the sample std (ddof=1) when a cell
-holds several trials. Fractions in [0, 1] (all `acc_*` columns) are shown as percent with
+Cells are the mean over seeds of the metric, ± the sample std (ddof=1) when a cell holds
+several, over trials whose configurations differ in the seed alone (results/pooling.py: other
+differences split a comparison row or refuse a table; a repeated seed counts once), with n and
+a paired significance mark against the best where >= 3 seeds are shared. Every table says
+which epoch it reports (`--report last|best_val|tail_mean`). Fractions in [0, 1] (all `acc_*` columns) are shown as percent with
 2 decimals. Only full-budget trials count; early-stopped ones are left out and counted.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -26,13 +29,23 @@ from ts3ray.results.load import (
     percent_scale,
     prepare, selection_notes, setting_label, settings_in_order,
 )
+from ts3ray.results.pooling import (cells_differ_in_n, count_notes, mark_significance,
+                                    pooled_cell, require_one_configuration,
+                                    split_configurations)
 from ts3ray.results.table_model import Block, Cell, Label, Row, TableModel, mark_best, summarize
 
 DEFAULT_METRIC = "acc_sparse_last"
 # Row order of the paper's tables: the ablation variants first, the full method last.
 VARIANT_ORDER = ("warm", "semi", "warm+semi", "warm+refine", "semi+refine", "warm+alter",
                  "sparse", "sparse+sparse", "coteach", "full")
-STD_NOTE = "mean ± std over seeds (sample std, ddof=1) where a cell holds several trials"
+# --report: which epoch of each level a table reports (none of them chooses on test data)
+REPORT_RULES: dict[str, tuple[str, str]] = {
+    "last": ("acc_sparse_last", "the last epoch of each level (the paper's protocol)"),
+    "best_val": ("acc_sparse_at_best_val", "the epoch of best validation accuracy (chosen "
+                 "on the held-out noisy labels, never on test)"),
+    "tail_mean": ("acc_sparse_tail_mean", "the mean over the last 10 epochs of each level "
+                  "(Co-teaching's and JoCoR's rule)"),
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class TableOptions:
     """What a table kind may read; each kind uses only its own fields."""
 
     metric: str = DEFAULT_METRIC
+    report: str | None = None  # a REPORT_RULES key; sets `metric`
     base: dict[str, float] | None = None
     params: tuple[str, ...] = tuple(METHOD_PARAMS)
     rows: tuple[str, ...] | None = None  # None: the kind's own (sparsity: variant;
@@ -60,9 +74,33 @@ class Trials:
     notes: list[str] = field(default_factory=list)
 
 
+def report_rule(opts: TableOptions) -> str:
+    """The header line saying which epoch the table reports."""
+    for name, (column, text) in REPORT_RULES.items():
+        if opts.metric == column:
+            return f"reported: {text} (--report {name})"
+    return f"reported: the levels column {opts.metric}"
+
+
+def with_report(opts: TableOptions) -> TableOptions:
+    """`--report` resolved into the metric (refused beside a different --metric)."""
+    if opts.report is None:
+        return opts
+    if opts.report not in REPORT_RULES:
+        raise UserError(f"--report={opts.report!r} is not allowed: one of {', '.join(REPORT_RULES)}")
+    column = REPORT_RULES[opts.report][0]
+    if opts.metric not in (DEFAULT_METRIC, column):
+        raise UserError(f"--report {opts.report} and --metric {opts.metric} contradict each "
+                        f"other: --report {opts.report} reports {column}; give one of them")
+    return replace(opts, metric=column)
+
+
 def full_budget(levels: pd.DataFrame, opts: TableOptions, required, what: str) -> Trials:
     """Check columns and metric, drop early-stopped trials, scale the metric to percent."""
     check_metric(levels, opts.metric, "levels")
+    if opts.metric == REPORT_RULES["best_val"][0] and levels[opts.metric].isna().all():
+        raise UserError(f"{what}: --report best_val needs validation data, and these runs "
+                        "held out none (val_fraction=0): use --report last or tail_mean")
     df = prepare(levels, "levels", required, what)
     df, n_stopped = drop_early_stopped(df)
     if df.empty:
@@ -87,9 +125,18 @@ def display_order(column: str, values) -> list:
     return sorted(distinct, key=lambda v: (str(type(v)), v))
 
 
-def _std_note(blocks: list[Block]) -> list[str]:
-    several = any(c.std is not None for b in blocks for r in b.rows for c in r.cells)
-    return [STD_NOTE] if several else []
+def finish(model: TableModel, opts: TableOptions) -> TableModel:
+    """The report rule first among the notes, the seed counts and marks after them."""
+    rows = [b.rows for b in model.blocks]
+    model.footnotes = [report_rule(opts), *model.footnotes, *count_notes(rows)]
+    model.show_n = cells_differ_in_n(rows)
+    return model
+
+
+def _cell(trials: pd.DataFrame, what: str, where: str) -> Cell:
+    """The pooled cell of trials that must differ in the seed alone."""
+    require_one_configuration(trials, what, where)
+    return pooled_cell(trials)
 
 
 # -- Table IX: parameter sensitivity ----------------------------------------------------
@@ -125,6 +172,7 @@ def _close(series: pd.Series, value: float) -> pd.Series:
 
 def sensitivity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     """Table IX: a block per parameter with the other parameters held at the base."""
+    opts = with_report(opts)
     what = "sensitivity"
     trials = full_budget(levels, opts, opts.params, what)
     final = final_level(trials.rows)
@@ -146,8 +194,8 @@ def sensitivity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
         rows = []
         for value in sorted(block_rows[p].astype(float).unique()):
             at_value = block_rows[_close(block_rows[p], value)]
-            cells = [summarize(at_value.loc[at_value["_setting"] == s, "_value"])
-                     for s in settings]
+            cells = [_cell(at_value[at_value["_setting"] == s], what,
+                           f"{p}={format_param(p, value)} in {s}") for s in settings]
             rows.append(Row(format_param(p, value), cells))
         mark_best(rows)
         sym = METHOD_PARAMS[p]
@@ -158,9 +206,9 @@ def sensitivity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     base_text = ", ".join(f"{p}={format_param(p, v)}" for p, v in base.items())
     notes = [f"{opts.metric} of each trial's highest sparsity level{trials.unit}; "
              f"best value per column and block marked",
-             f"base configuration: {base_text}", *trials.notes, *_std_note(blocks)]
-    return TableModel(f"Parameter sensitivity: {opts.metric}{trials.unit}",
-                      "parameter", "value", blocks, notes)
+             f"base configuration: {base_text}", *trials.notes]
+    return finish(TableModel(f"Parameter sensitivity: {opts.metric}{trials.unit}",
+                             "parameter", "value", blocks, notes), opts)
 
 
 # -- Tables VIII / XI: accuracy per sparsity level --------------------------------------
@@ -189,6 +237,7 @@ def _group_blocks(df: pd.DataFrame, block_keys: list[str]):
 
 def sparsity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     """Tables VIII / XI: mean ± std of the metric per row key and sparsity level."""
+    opts = with_report(opts)
     what = "sparsity"
     row_keys = opts.rows or ("variant",)
     trials = full_budget(levels, opts, ["sparsity", *row_keys], what)
@@ -201,16 +250,17 @@ def sparsity_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
         rows = []
         for value in display_order(row_key, part[row_key]):
             mine = part[part[row_key] == value]
-            rows.append(Row(str(value), [summarize(mine.loc[mine["_level"] == lv, "_value"])
-                                         for lv in levels_in]))
+            rows.append(Row(str(value), [
+                _cell(mine[mine["_level"] == lv], what, f"{key}, {row_key}={value}, {lv:g}%")
+                for lv in levels_in]))
         mark_best(rows)
         blocks.append(Block(key, Label(key), Label(row_key),
                             [Label(level_label(lv)) for lv in levels_in], rows))
     notes = [f"columns: sparsity (%) of the IMP level (rounded to 0.1); cells: {opts.metric}"
              f"{trials.unit}; best value per column and block marked",
-             *trials.notes, *_std_note(blocks)]
-    return TableModel(f"Accuracy vs sparsity: {opts.metric}{trials.unit}",
-                      "/".join(["setting", *row_keys[:-1]]), row_key, blocks, notes)
+             *trials.notes]
+    return finish(TableModel(f"Accuracy vs sparsity: {opts.metric}{trials.unit}",
+                             "/".join(["setting", *row_keys[:-1]]), row_key, blocks, notes), opts)
 
 
 # -- Tables I-III: methods x noise settings, with parameter counts ----------------------
@@ -292,6 +342,7 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
     parameters (weights, biases, BatchNorm). TS3-Net rows come with a `ts3net (dense)` row:
     D's value of the metric (its dense peer, `acc_dense_*`), Params = total parameters."""
     what = "compare"
+    opts = with_report(opts)
     custom_rows = opts.rows is not None
     required = ["sparsity", "total_params", "nonzero_params", *(opts.rows or ())]
     trials = full_budget(levels, opts, required, what)
@@ -312,13 +363,15 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
             final = pd.concat([final, _dense_rows(final, dense_metric, trials.unit)])
         for key, part in _group_blocks(final, ["dataset", *row_keys[:-1]]):
             noises = list(dict.fromkeys(part.sort_values(["noise", "noise_rate"])["_noise"]))
+            part = split_configurations(part, row_key, ["_noise"])  # never pool configurations
             table_rows = []
             for value in display_order(row_key, part[row_key]):
                 mine = part[part[row_key] == value]
-                cells = [summarize(mine.loc[mine["_noise"] == n, "_value"]) for n in noises]
+                cells = [pooled_cell(mine[mine["_noise"] == n]) for n in noises]
                 cells += [_count(mine["_params"] / 1e6, None), _count(mine["_nonzero"], 0)]
                 table_rows.append(Row(str(value), cells))
             mark_best(table_rows, columns=list(range(len(noises))))
+            mark_significance(table_rows, columns=list(range(len(noises))))
             columns = [Label(n) for n in noises] + [Label(t) for t in PARAM_HEADERS]
             name = ", ".join(filter(None, [key, level_name]))
             blocks.append(Block(name, Label(name), Label("method" if row_key == METHOD
@@ -334,13 +387,33 @@ def compare_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
              "Params (M): total parameters x (1 - sparsity), the paper's convention (sparsity "
              "= pruned share of the prunable weights); Non-zero: exact count of S's non-zero "
              "parameters, biases included; both averaged over the row's trials",
-             *level_notes, *trials.notes, *_std_note(blocks)]
+             *level_notes, *trials.notes, *protocol_notes(rows)]
     if not custom_rows and dense_metric is not None:
         notes.insert(1, f"ts3net (dense): TS3-Net's dense peer D ({dense_metric}), in the "
                         "same trials")
-    return TableModel(f"Comparison: {opts.metric}{trials.unit}",
-                      "/".join(["dataset", *(opts.rows or ())[:-1]]) + "/sparsity",
-                      "method" if row_key == METHOD else row_key, blocks, notes)
+    return finish(TableModel(f"Comparison: {opts.metric}{trials.unit}",
+                             "/".join(["dataset", *(opts.rows or ())[:-1]]) + "/sparsity",
+                             "method" if row_key == METHOD else row_key, blocks, notes), opts)
+
+
+def protocol_notes(rows: pd.DataFrame) -> list[str]:
+    """Which protocol(s) trained the methods, and which methods inside IMP extend the
+    paper's own protocol (Sec. IV-C-4 ran SCE, MAE, APL, ITLM and Co-teaching inside IMP)."""
+    from ts3ray.method.names import IN_PAPER_IMP, PROTOCOLS
+
+    notes = []
+    if "protocol" in rows.columns:
+        for name in sorted(set(rows["protocol"].dropna().astype(str))):
+            notes.append(f"protocol {name}: {PROTOCOLS.get(name, name)}")
+    else:
+        notes.append("protocol: not recorded (results written before protocols; every "
+                     "method trained with the run's SGD)")
+    if "method" in rows.columns and (rows.get("rounds", pd.Series([0])).astype(int) > 0).any():
+        extended = sorted(set(rows["method"].astype(str)) - set(IN_PAPER_IMP))
+        if extended:
+            notes.append(f"{', '.join(extended)} inside IMP: ts3ray's extension of the paper's "
+                         "protocol (it ran SCE, MAE, APL, ITLM and Co-teaching inside IMP)")
+    return notes
 
 
 PARAM_HEADERS = ("Params (M)", "Non-zero")
@@ -396,7 +469,8 @@ def realworld_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
             table_rows = []
             for value in display_order(METHOD, part[METHOD]):
                 mine = part[part[METHOD] == value]
-                table_rows.append(Row(str(value), [summarize(mine[c].astype(float) * 100)
+                require_one_configuration(mine, what, f"{dataset}, {value}")
+                table_rows.append(Row(str(value), [pooled_cell(mine.assign(_value=mine[c].astype(float) * 100))
                                                    for _, c in columns]))
             mark_best(table_rows)
             name = ", ".join(filter(None, [dataset, level_name]))
@@ -408,6 +482,8 @@ def realworld_table(levels: pd.DataFrame, opts: TableOptions) -> TableModel:
              "Clothing1M: Best = at the epoch of best accuracy on its clean validation set, "
              "Last = the last epoch (Table V); WebVision: top-1 / top-5 on WebVision's and on "
              "ILSVRC12's validation images (Table VI)",
-             *level_notes, *trials.notes, *_std_note(blocks)]
+             *level_notes, *trials.notes]
+    rows_by_block = [b.rows for b in blocks]
+    notes += count_notes(rows_by_block)
     return TableModel("Real-world noisy labels: test accuracy (%)", "dataset/sparsity", "method",
                       blocks, notes)

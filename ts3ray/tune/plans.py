@@ -8,7 +8,7 @@
   tau=.3,.7`), optionally with grouped level-aware ASHA (scheduler.py).
 * search — Optuna over lam, tau, gamma, E1, E2 (search.py), with ASHA by default.
 * compare — Tables I-III / Figs. 7-10: methods x settings x seeds, each trial one lottery run
-  of one method (ts3ray/method/methods.py) recording every IMP level (0% = the dense run).
+  of one method (ts3ray/method/registry.py) recording every IMP level (0% = the dense run).
 
 Sweeps that keep every cell (sensitivity, sparsity, a grid without early stopping) follow the
 paper's protocol: the whole training set is trained on (val_fraction = 0). Sweeps that
@@ -30,6 +30,7 @@ import itertools
 from ts3ray.config import (DATASET_DEFAULTS, METHOD_NAMES, METHOD_PARAMS, SELECTION_COLUMNS, make_config,
                            parse_value)
 from ts3ray.errors import UserError
+from ts3ray.method.names import PROTOCOLS
 
 CHOOSING_VAL_FRACTION = 0.1  # held out by sweeps that choose, unless val_fraction is given
 PRUNE_FRACTIONS = (0.3, 0.4, 0.5, 0.6)  # Sec. IV-A: p_f; R = 3 gives the 12 levels
@@ -294,15 +295,33 @@ def parse_method_options(text: str) -> dict[str, str]:
     return {m: ",".join(options) for m, options in out.items()}
 
 
+def merge_method_options(preset: dict[str, str], given: dict[str, str]) -> dict[str, str]:
+    """Per method, the preset's options with the user's merged over them key by key."""
+    out = {}
+    for method in {**preset, **given}:
+        items: dict[str, str] = {}
+        for source, text in (("preset", preset.get(method, "")), ("given", given.get(method, ""))):
+            seen = set()
+            for item in filter(None, (t.strip() for t in text.split(","))):
+                key = item.partition("=")[0].strip()
+                if source == "given" and key in seen:
+                    raise UserError(f"--method-options {method}.{key} is given twice: once per "
+                                    "option")
+                seen.add(key)
+                items[key] = item
+        out[method] = ",".join(items.values())
+    return out
+
+
 def compare_plan(args, base: dict[str, Any]) -> SweepPlan:
     """Methods x settings x seeds: one lottery run per trial, every level recorded."""
     methods = parse_names("--methods", args.methods, METHOD_NAMES)
-    for key in ("method", "method_options"):
+    for key, option in (("method", "--methods"), ("method_options", "--method-options"),
+                        ("protocol", "--protocol")):
         if key in base:
-            raise UserError(f"{key}= is not allowed for the compare sweep: use --methods and "
-                            "--method-options METHOD.KEY=VALUE")
-    options = {**COMPARE_METHOD_OPTIONS.get(args.preset, {}),
-               **parse_method_options(args.method_options or "")}
+            raise UserError(f"{key}= is not allowed for the compare sweep: use {option}")
+    options = merge_method_options(COMPARE_METHOD_OPTIONS.get(args.preset, {}),
+                                   parse_method_options(args.method_options or ""))
     for method in options:
         if method not in methods:
             options[method] = ""  # not run: nothing to check
@@ -311,13 +330,19 @@ def compare_plan(args, base: dict[str, Any]) -> SweepPlan:
         for method in methods:
             for seed in args.seed_list:
                 configs.append({**base, **setting, "seed": seed, "method": method,
-                                "method_options": options.get(method, "")})
+                                "method_options": options.get(method, ""),
+                                "protocol": args.protocol})
     return _grid("compare", configs, table="compare")
 
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", default=",".join(METHOD_NAMES),
                         help=f"methods (default all: {','.join(METHOD_NAMES)})")
+    parser.add_argument("--protocol", default="published", choices=list(PROTOCOLS),
+                        help="how every method is trained: published (default: each with its "
+                             "authors' recipe), code, shared (the run's SGD for all) or "
+                             "controlled (the shared SGD, constants re-tuned per method on "
+                             "validation data, --tune-budget trials each)")
     parser.add_argument("--method-options", metavar="METHOD.KEY=VALUE ...",
                         help="options of single methods, e.g. 'dividemix.evaluate=ensemble "
                              "coteaching.prune=both' (docs/METHODS.md lists them)")
