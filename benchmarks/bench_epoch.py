@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ts3ray.config import make_config
 from ts3ray.data import make_synthetic
-from ts3ray.method.stages import EpochContext, EpochStats, alternate_epoch
+from ts3ray.method.ts3net import alternate_epoch
 from ts3ray.run import LotteryRun
 
 CASES = {
@@ -46,15 +46,14 @@ def make_run(case: str, n: int, device: torch.device) -> LotteryRun:
         data = type(data)(**{**data.__dict__, "augment": True})
     config = make_config(dict(dataset=spec["dataset"], arch=spec["arch"], noise="sym",
                               noise_rate=0.4, epochs=2, e1=0, e2=2, rounds=0,
-                              batch_size=256, device=str(device)))
+                              batch_size=256, device=str(device), protocol="shared"))
     return LotteryRun(config, dataset=data, device=device)
 
 
 def ts3ray_epoch(run: LotteryRun, key: int) -> None:
-    ctx = EpochContext(config=run.config, variant=run.variant, data=run.data,
-                       selector=run.selector, key=key, stage_epoch=0,
-                       stats=EpochStats(run.device))
-    alternate_epoch(run._pair(), ctx)
+    ctx = run.epoch_context()
+    ctx.key = key
+    alternate_epoch(run.nets(), ctx)
     ctx.stats.read()
 
 

@@ -37,7 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ts3ray.config import make_config
 from ts3ray.data import make_synthetic
-from ts3ray.method.stages import EpochContext, EpochStats, alternate_epoch
+from ts3ray.method.ts3net import alternate_epoch
 from ts3ray.run import LotteryRun
 
 CASES = {
@@ -58,18 +58,17 @@ def make_run(arch: str, n: int, device: torch.device, **options) -> LotteryRun:
     data = make_synthetic(num_classes=10, shape=spec["shape"], n_train=n, n_test=512, seed=0,
                           name=spec["dataset"], augment=spec["conv"])
     config = make_config(dict(dataset=spec["dataset"], arch=arch, noise="sym", noise_rate=0.4,
-                              epochs=2, e1=0, e2=2, rounds=0, batch_size=256,
+                              epochs=2, e1=0, e2=2, rounds=0, batch_size=256, protocol="shared",
                               device=str(device), **options))
     return LotteryRun(config, dataset=data, device=device)
 
 
 def alternate(run: LotteryRun, key: int) -> None:
     """One alternate-stage epoch: S learns from D's picks, then D from S's (Eq. 3-5)."""
-    ctx = EpochContext(config=run.config, variant=run.variant, data=run.data,
-                       selector=run.selector, key=key, stage_epoch=0,
-                       stats=EpochStats(run.device))
+    ctx = run.epoch_context()
+    ctx.key = key
     with run.accel.autocast():
-        alternate_epoch(run._pair(), ctx)
+        alternate_epoch(run.nets(), ctx)
     ctx.stats.read()
 
 

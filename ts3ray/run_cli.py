@@ -172,6 +172,7 @@ def check_options(args, config) -> None:
 def main(args) -> int:
     config = build_config(args)  # validation happens before anything is written
     check_options(args, config)
+    warn_protocol(config)
     out = RunDirectory(args.out)
     with RunFolderLock(out.path, label="--out"):  # one run per folder, for its whole life
         remove_temp_files(out.path)  # left by a run that was killed mid-write
@@ -192,6 +193,14 @@ def main(args) -> int:
             return _train(args, config, out)
         finally:
             torch.set_num_threads(previous_threads)
+
+
+def warn_protocol(config) -> None:
+    """One line per constant used outside the regime it was tuned in (method/registry.py)."""
+    from ts3ray.method.registry import protocol_warnings
+
+    for line in protocol_warnings(config):
+        print(f"ts3ray: warning: {line}", file=sys.stderr)
 
 
 def _train(args, config, out) -> int:
@@ -273,8 +282,9 @@ def make_progress(run, *, quiet: bool, terminal: bool):
 
 
 def format_levels(rows) -> str:
-    """One line per level: test accuracy of S at the last epoch (the paper's protocol) and,
-    where a validation split exists, at the epoch of best validation accuracy."""
+    """One line per level: test accuracy of S at the last epoch (the paper's protocol), where a
+    validation split exists at the epoch of best validation accuracy, and the mean of the last
+    10 epochs (Co-teaching's and JoCoR's rule)."""
     def pct(value: float) -> str:
         return "      -" if value != value else f"{100 * value:6.2f}%"  # NaN: no such data
 
@@ -282,12 +292,14 @@ def format_levels(rows) -> str:
     own_rule = any(r.get("acc_eval_last", r["acc_sparse_last"]) != r["acc_sparse_last"]
                    for r in rows)
     lines = ["round  sparsity  nonzero_params  acc_sparse_last  val_acc_sparse_last  "
-             "acc_sparse_at_best_val  acc_dense_last" + ("  acc_eval_last" if own_rule else "")]
+             "acc_sparse_at_best_val  acc_sparse_tail_mean  acc_dense_last"
+             + ("  acc_eval_last" if own_rule else "")]
     for r in rows:
         lines.append(
             f"{r['round']:>5}  {100 * r['sparsity']:7.2f}%  {r['nonzero_params']:>14}  "
             f"{pct(r['acc_sparse_last']):>15}  {pct(r['val_acc_sparse_last']):>19}  "
-            f"{pct(r['acc_sparse_at_best_val']):>22}  {pct(r['acc_dense_last']):>14}"
+            f"{pct(r['acc_sparse_at_best_val']):>22}  {pct(r['acc_sparse_tail_mean']):>20}  "
+            f"{pct(r['acc_dense_last']):>14}"
             + (f"  {pct(r['acc_eval_last']):>13}" if own_rule else "")
         )
     return "\n".join(lines)

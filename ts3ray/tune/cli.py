@@ -258,7 +258,21 @@ def build(args) -> tuple[SweepPlan, SweepOptions]:
     check_selection(plan)
     opts = sweep_options(args, plan, preset, scheduler)
     check_scheduler_options(plan, opts)
+    warn_protocols(plan)
     return plan, opts
+
+
+def warn_protocols(plan: SweepPlan) -> None:
+    """One line per distinct out-of-regime constant among the sweep's trials."""
+    from ts3ray.config import RunConfig
+    from ts3ray.method.registry import protocol_warnings
+
+    seen: list[str] = []
+    for cell in plan.cells or [{}]:
+        for line in protocol_warnings(RunConfig(**{**plan.common, **cell})):
+            if line not in seen:
+                seen.append(line)
+                print(f"ts3ray: warning: {line}", file=sys.stderr)
 
 
 # -- output ---------------------------------------------------------------------------------
