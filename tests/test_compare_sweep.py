@@ -106,3 +106,47 @@ def test_compare_trials_to_the_printed_table(tmp_path, capsys):
     for label in ("| ce |", "| ts3net (dense) |", "| ts3net |"):
         assert out.count(label) == 2
     assert "| method | sym-40% | Params (M) | Non-zero |" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tune-budget", "4"], "--tune-budget applies only with --protocol controlled"),
+    (["--protocol", "controlled"], "--tune-budget=None is not allowed with --protocol controlled"),
+    (["protocol=shared"], "protocol= is not allowed for the compare sweep: use --protocol"),
+    (["--protocol", "controlled", "--tune-budget", "2", "val_fraction=0"],
+     "--protocol controlled needs validation data"),
+    (["--protocol", "controlled", "--tune-budget", "2", "--tune-seed", "0"],
+     "--tune-seed=0 is one of the comparison's --seeds"),
+])
+def test_controlled_bad_input_is_one_line(argv, message):
+    from ts3ray.tune.controlled import check_controlled, tuning_jobs
+
+    with pytest.raises(UserError, match=message.replace("(", r"\(")) as err:
+        plan, _ = build(parse(["compare", "--methods", "ce,jocor", *argv]))
+        check_controlled(plan)
+        tuning_jobs(plan, parse(["compare", *argv]).tune_seed)
+    assert "\n" not in str(err.value)
+
+
+def test_controlled_tunes_each_method_on_validation_then_compares_the_picks(local_ray,
+                                                                            tmp_path):
+    """Every method with constants to tune gets a search of the same budget on the tuning
+    seed (CE has none); the comparison runs each method's pick (its best validation
+    accuracy) on the comparison's seeds under protocol=controlled."""
+    import pandas as pd
+
+    from ts3ray.tune.cli import run_sweep
+
+    code = run_sweep("compare", [
+        "--storage", str(tmp_path), "--name", "ctl", "--methods", "ce,jocor",
+        "--protocol", "controlled", "--tune-budget", "2", "--tune-seed", "7", "--seeds", "0",
+        "epochs=2", "e1=1", "e2=1", "rounds=1", "--method-options", "jocor.t_k=1"])
+    assert code == 0
+    tuned = pd.read_parquet(tmp_path / "ctl.tune-jocor-1" / "results" / "levels")
+    assert set(tuned["seed"]) == {7} and tuned["trial_id"].nunique() == 2
+    assert not (tmp_path / "ctl.tune-ce-0").exists()  # nothing to tune
+    last = tuned[tuned["round"] == 1].sort_values("val_acc_sparse_last", ascending=False)
+    compared = pd.read_parquet(tmp_path / "ctl" / "results" / "levels")
+    assert set(compared["protocol"]) == {"controlled"} and set(compared["seed"]) == {0}
+    jocor_rows = compared[compared["method"] == "jocor"]
+    assert set(jocor_rows["method_options"]) == {last.iloc[0]["method_options"]}
+    assert set(tuned["method_options"]) != {last.iloc[0]["method_options"]}  # it varied

@@ -21,8 +21,8 @@ from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_sel
 from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known,
                                    check_satisfiable, concurrent_capacity, ray_session,
                                    resolve_gpus, startable_node_types, startable_worker_limits)
-from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_scheduler_options, prepare,
-                                run_plan)
+from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_experiment,
+                                check_scheduler_options, prepare, run_plan)
 from ts3ray.tune.search import check_sampler
 
 ATTACHED_MAX_FAILURES = 3  # default retries on a cluster: a trial survives a few spot reclaims
@@ -383,7 +383,11 @@ def main(args) -> int:
     plan, opts = build(args)
     if getattr(args, "detach", False):
         return detach(args, opts)
-    prepare(plan, opts)  # before Ray starts: nothing to overwrite, or a trusted sweep to resume
+    controlled = plan.sweep == "compare" and plan.common.get("protocol") == "controlled"
+    if controlled:  # its cells get the tuning's picks first: the full check comes with them
+        check_experiment(opts)
+    else:
+        prepare(plan, opts)  # before Ray starts: nothing to overwrite, or a trusted sweep to resume
     if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)
@@ -401,6 +405,10 @@ def main(args) -> int:
             limits = startable_worker_limits() if settings.attaches else {}
             capacity = concurrent_capacity(opts.resources, nodes, startable, limits)
             opts = dataclasses.replace(opts, max_concurrent=max(1, min(capacity, opts.num_samples)))
+        if controlled:
+            from ts3ray.tune.controlled import run_tuning
+
+            plan = run_tuning(plan, opts, args.tune_budget, args.tune_seed, run_plan)
         what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
         print(f"{'resuming' if opts.resume else 'starting'} sweep {opts.name} ({plan.sweep}, "
               f"{what}) in {opts.experiment_path}", file=sys.stderr, flush=True)

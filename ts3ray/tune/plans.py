@@ -108,6 +108,7 @@ class SweepPlan:
     base_point: dict[str, Any] = field(default_factory=dict)  # sensitivity: the centre
     searched: tuple[str, ...] = ()  # method parameters varied by the sweep (ASHA groups)
     selected_on: str | None = None  # the selection signal of a sweep that chooses
+    space: Any = None  # a search's space (search.TunableSpace); None: TS3-Net's five
 
     @property
     def num_trials(self) -> int:
@@ -320,6 +321,16 @@ def compare_plan(args, base: dict[str, Any]) -> SweepPlan:
                         ("protocol", "--protocol")):
         if key in base:
             raise UserError(f"{key}= is not allowed for the compare sweep: use {option}")
+    budget = getattr(args, "tune_budget", None)
+    if args.protocol == "controlled":
+        if budget is None or budget < 1:
+            raise UserError(f"--tune-budget={budget} is not allowed with --protocol controlled: "
+                            "N >= 1 tuning trials per method (e.g. --tune-budget 8)")
+        if "val_fraction" not in base:  # tuned on held-out data, compared on the same split
+            base = {**base, CHOOSING: CHOOSING_VAL_FRACTION}
+    elif budget is not None:
+        raise UserError(f"--tune-budget applies only with --protocol controlled (given with "
+                        f"--protocol {args.protocol})")
     options = merge_method_options(COMPARE_METHOD_OPTIONS.get(args.preset, {}),
                                    parse_method_options(args.method_options or ""))
     for method in options:
@@ -343,6 +354,12 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
                              "authors' recipe), code, shared (the run's SGD for all) or "
                              "controlled (the shared SGD, constants re-tuned per method on "
                              "validation data, --tune-budget trials each)")
+    parser.add_argument("--tune-budget", type=int, metavar="N",
+                        help="--protocol controlled: Optuna trials per method tuning its "
+                             "constants on validation data (the same N for every method)")
+    parser.add_argument("--tune-seed", type=int, default=100, metavar="S",
+                        help="--protocol controlled: the tuning seed, not one of --seeds "
+                             "(default 100)")
     parser.add_argument("--method-options", metavar="METHOD.KEY=VALUE ...",
                         help="options of single methods, e.g. 'dividemix.evaluate=ensemble "
                              "coteaching.prune=both' (docs/METHODS.md lists them)")

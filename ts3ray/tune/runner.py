@@ -95,7 +95,7 @@ def param_space(plan: SweepPlan) -> dict[str, Any]:
 def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettings:
     common = dict(plan.common)
     if plan.search:
-        for key in METHOD_PARAMS:  # suggested by Optuna instead
+        for key in plan.searched:  # suggested by Optuna instead
             common.pop(key, None)
     fraction = opts.resources.gpu if opts.gpu_memory_fraction and opts.resources.gpu else None
     return trainable.SweepSettings(
@@ -310,7 +310,8 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
         searcher = make_searcher(plan.common, objective_metric(plan), sampler=opts.sampler,
                                  seed=opts.seed, storage=opts.optuna_storage,
                                  study_name=opts.name,
-                                 total_levels=int(plan.common["rounds"]) + 1)
+                                 total_levels=int(plan.common["rounds"]) + 1,
+                                 space=plan.space)
         num_samples = opts.num_samples
     chooses = plan.selected_on is not None
     tune_config = tune.TuneConfig(

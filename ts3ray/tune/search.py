@@ -72,6 +72,52 @@ class MethodSpace:
         return point
 
 
+OPTION_PREFIX = "option."  # a searched method option's coordinate (not a config key)
+
+
+@dataclass(frozen=True)
+class TunableSpace:
+    """Define-by-run space over a method's tunable constants (MethodDef.tunables), for the
+    controlled protocol's per-method tuning (controlled.py). TS3-Net's tunables are config
+    keys and are suggested as such; a competitor's are method options: each suggested as
+    `option.<name>` and returned merged into the trial's `method_options` (picklable)."""
+
+    tunables: tuple  # of method.base.Tunable
+    config_keys: bool  # True: the tunables are config keys (TS3-Net)
+    base_options: str = ""  # the method's resolved options, the untuned ones kept
+
+    def coordinate(self, name: str) -> str:
+        return name if self.config_keys else OPTION_PREFIX + name
+
+    def __call__(self, trial) -> dict[str, Any]:
+        values = {}
+        for t in self.tunables:
+            suggest = trial.suggest_int if t.integer else trial.suggest_float
+            low, high = (int(t.low), int(t.high)) if t.integer else (t.low, t.high)
+            values[t.name] = suggest(self.coordinate(t.name), low, high, log=t.log)
+        if self.config_keys:
+            return {}
+        return {"method_options": self.options_text(values)}
+
+    def options_text(self, values: dict[str, Any]) -> str:
+        items = dict(item.split("=", 1) for item in self.base_options.split(",") if item)
+        items.update({k: repr(v) if isinstance(v, float) else str(v) for k, v in values.items()})
+        return ",".join(f"{k}={items[k]}" for k in sorted(items))
+
+    def point(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The published constants (the base configuration) as the first point to evaluate,
+        clipped into the ranges."""
+        from ts3ray.method.registry import method_options
+        from ts3ray.config import RunConfig
+
+        source = values if self.config_keys else vars(method_options(RunConfig(**values)))
+        point = {}
+        for t in self.tunables:
+            value = min(max(source[t.name], t.low), t.high)
+            point[self.coordinate(t.name)] = int(value) if t.integer else float(value)
+        return point
+
+
 def _tpe(seed: int):
     import optuna
 
@@ -146,11 +192,11 @@ def check_sampler(sampler: str) -> None:
 
 def make_searcher(base: dict[str, Any], metric: str, *, sampler: str = "tpe", seed: int = 0,
                   storage: str | None = None, study_name: str | None = None,
-                  total_levels: int | None = None):
-    """A level-aware OptunaSearch over `MethodSpace(base['epochs'])` maximising `metric`,
-    starting from the base values."""
+                  total_levels: int | None = None, space=None):
+    """A level-aware OptunaSearch over `space` (default `MethodSpace(base['epochs'])`, TS3-Net's
+    five parameters) maximising `metric`, starting from the base values."""
     check_sampler(sampler)
-    space = MethodSpace(int(base["epochs"]))
+    space = space or MethodSpace(int(base["epochs"]))
     return level_aware_search_class()(
         space=space,
         metric=metric,
