@@ -17,15 +17,17 @@ from ts3ray.method.registry import method_options, protocol_warnings
 from ts3ray.run import LotteryRun
 
 RECIPE = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "adam_beta1",
-          "beta1_decayed", "lr_schedule", "lr_decay_epochs", "lr_decay_factor", "batch_size",
-          "grad_clip", "init")
+          "beta1_decayed", "lr_schedule", "lr_decay_epochs", "lr_decay_factor", "lr_floor",
+          "batch_size", "grad_clip", "init")
 ADAM_PLAN = dict(optimizer="adam", lr=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0,
                  adam_beta1=0.9, beta1_decayed=0.1, lr_schedule="linear",
-                 lr_decay_epochs=(16,), lr_decay_factor=0.1, batch_size=128, grad_clip=None,
+                 lr_decay_epochs=(16,), lr_decay_factor=0.1, lr_floor=0.0, batch_size=128,
+                 grad_clip=None,
                  init="torch_default")  # decay from 80/200 = 40% of E = 40 -> epoch 16
 TS3_MNIST = dict(optimizer="sgd", lr=0.01, momentum=0.9, nesterov=False, weight_decay=0.0,
                  adam_beta1=0.9, beta1_decayed=None, lr_schedule="step", lr_decay_epochs=(),
-                 lr_decay_factor=0.1, batch_size=256, grad_clip=None, init="kaiming")
+                 lr_decay_factor=0.1, lr_floor=0.0, batch_size=256, grad_clip=None,
+                 init="kaiming")
 
 # (method, dataset, protocol, E) -> the recipe's values, written out by hand from the sources
 CASES = [
@@ -38,12 +40,25 @@ CASES = [
      dict(TS3_MNIST, lr=0.1, weight_decay=1e-4, lr_decay_epochs=(40,)), {}),  # Sec. IV-A
     ("ts3net", "clothing1m", "published", 100,
      dict(TS3_MNIST, lr=0.02, weight_decay=1e-4, lr_decay_epochs=(60,), batch_size=32), {}),
-    ("ts3net", "mnist", "code", 40, dict(TS3_MNIST, lr=0.1, weight_decay=1e-4),
-     dict(refine_loss="code", entropy="class_mean", dense_reset="from_sparse")),
+    # the official code's LeNet settings: lr 0.1, momentum 0 (open_lth), no wd, batch 128
+    ("ts3net", "mnist", "code", 40, dict(TS3_MNIST, lr=0.1, momentum=0.0, batch_size=128),
+     dict(refine_loss="code", entropy="class_mean", dense_reset="from_sparse", lam=1.0)),
+    ("ts3net", "cifar100", "code", 120,
+     dict(TS3_MNIST, lr=0.1, weight_decay=1e-4, lr_decay_epochs=(40,)), dict(lam=1.0)),
+    ("jocor", "cifar100", "published", 40, dict(ADAM_PLAN, lr_decay_epochs=(20,)),  # 100/200
+     dict(lam=0.85)),
     ("jocor", "mnist", "shared", 40, TS3_MNIST, dict(lam=0.95)),  # the run's SGD
     ("sce", "mnist", "shared", 40, TS3_MNIST, dict(rce_log_zero=-4.0, alpha=0.01, beta=1.0)),
-    ("sce", "mnist", "published", 40, None, dict(rce_log_zero=RCE_LOG_ZERO_CODE)),
-    ("mae", "mnist", "published", 40, None, dict(mae_scale=1.0)),
+    # SCE's official Keras code: SGD 0.1, x0.1 after epochs 10 and 30 of 50 (11/50, 31/50 of E)
+    ("sce", "mnist", "published", 40, dict(TS3_MNIST, lr=0.1, lr_decay_epochs=(9, 25),
+                                           batch_size=128), dict(rce_log_zero=RCE_LOG_ZERO_CODE)),
+    # the APL repository's configs/mnist: nesterov, wd 1e-2, cosine to 0.001, clip 5, its init
+    ("mae", "mnist", "published", 40,
+     dict(TS3_MNIST, nesterov=True, weight_decay=1e-2, lr_schedule="cosine", lr_floor=0.1,
+          batch_size=128, grad_clip=5.0, init="apl"), dict(mae_scale=1.0)),
+    ("itlm", "mnist", "published", 40,
+     dict(TS3_MNIST, lr=0.1, momentum=0.0, weight_decay=0.0, lr_decay_epochs=(24,),
+          lr_decay_factor=0.2, init="kaiming"), {}),  # x0.2 at 60% (of each round: segment)
     ("apl", "mnist", "published", 40, None, dict(mae_scale=1.0, alpha=1.0, beta=10.0)),
     ("dividemix", "cifar10", "published", 300,
      dict(TS3_MNIST, lr=0.02, weight_decay=5e-4, lr_decay_epochs=(150,), batch_size=64,
@@ -122,11 +137,11 @@ def test_linear_decay_and_the_beta1_plan_by_hand():
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=c.lr, betas=(0.9, 0.999))
     assert apply_schedule([opt], c, 7) == pytest.approx(5e-4)
     assert opt.param_groups[0]["betas"] == (0.1, 0.999) and opt.param_groups[0]["lr"] == 5e-4
-    cosine = make_config(dict(dataset="mnist", method="sce", epochs=10, e1=2, e2=4),
+    cosine = make_config(dict(dataset="mnist", method="mae", epochs=10, e1=2, e2=4),
                          check_files=False)
-    assert cosine.lr_schedule == "cosine"
-    assert [round(lr_factor(cosine, e), 6) for e in (0, 5)] == [1.0, 0.5]
-    assert lr_factor(cosine, 2) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.2)))
+    assert (cosine.lr_schedule, cosine.lr_floor) == ("cosine", 0.1)  # eta_min 0.001 of 0.01
+    assert [round(lr_factor(cosine, e), 6) for e in (0, 5)] == [1.0, 0.55]
+    assert lr_factor(cosine, 2) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.2)))
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,8 @@ def test_code_protocol_turns_every_behaviour_on_and_refuses_a_contradiction():
     code = make_config({**TINY, "protocol": "code"}, check_files=False)
     assert (code.refine_loss, code.dense_reset, code.entropy, code.own_small_loss,
             code.alternate) == ("code", "from_sparse", "class_mean", True, "parity")
-    assert (code.lr, code.momentum, code.weight_decay) == (0.1, 0.9, 1e-4)
+    assert (code.lr, code.momentum, code.weight_decay, code.batch_size) == (0.1, 0.0, 0.0, 128)
+    assert code.lam == 1.0  # the code's lambda
     with pytest.raises(ConfigError, match="refine_loss.*protocol=code"):
         make_config({**TINY, "protocol": "code", "refine_loss": "paper"}, check_files=False)
     # single behaviours under the paper's protocol: only what is named changes

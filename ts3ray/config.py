@@ -132,9 +132,11 @@ class RunConfig:
     optimizer: str = "sgd"  # sgd | adam
     lr: float = 0.05
     lr_schedule: str = "step"  # step (x lr_decay_factor at each of lr_decay_epochs) | cosine
-    # over E | linear (to 0 from lr_decay_epochs[0]); restarted every IMP level
+    # over E (down to lr_floor x lr) | linear (to 0 from lr_decay_epochs[0]) | exponential
+    # (x lr_decay_factor per epoch); restarted every IMP level
     lr_decay_epochs: tuple[int, ...] = ()
     lr_decay_factor: float = 0.1
+    lr_floor: float = 0.0  # cosine: the floor eta_min as a fraction of lr (APL's MNIST: 0.1)
     momentum: float = 0.9  # SGD
     nesterov: bool = False  # SGD
     adam_beta1: float = 0.9
@@ -143,7 +145,8 @@ class RunConfig:
     batch_size: int = 256
     weight_decay: float = 1e-4
     grad_clip: float | None = None  # global gradient-norm clip of every step (SCE/APL codes)
-    init: str = "kaiming"  # kaiming (open_lth, TS3 code) | torch_default (PyTorch's own)
+    init: str = "kaiming"  # kaiming (open_lth, TS3 code) | torch_default (PyTorch's own) |
+    # apl (the APL repository's) | normal (N(0, 0.02^2), the ITLM code's); models/init.py
     # iterative magnitude pruning (Algorithm 2)
     prune_fraction: float = 0.5
     rounds: int = 3
@@ -400,9 +403,13 @@ def _check_recipe(c: RunConfig) -> None:
     if c.lr_schedule == "linear":
         _check(len(c.lr_decay_epochs) <= 1, "lr_decay_epochs", c.lr_decay_epochs,
                "at most one epoch (where the linear decay starts) with lr_schedule=linear")
-    if c.lr_schedule == "cosine":
+    if c.lr_schedule in ("cosine", "exponential"):
         _check(not c.lr_decay_epochs, "lr_decay_epochs", c.lr_decay_epochs,
-               "empty with lr_schedule=cosine (it decays over the whole level)")
+               f"empty with lr_schedule={c.lr_schedule} (it decays over the whole level)")
+    _check(0 <= c.lr_floor < 1, "lr_floor", c.lr_floor, "0 <= floor < 1 (a fraction of lr)")
+    if c.lr_floor:
+        _check(c.lr_schedule == "cosine", "lr_floor", c.lr_floor,
+               "0 unless lr_schedule=cosine (the floor of the cosine)")
 
 
 def load_config_file(path: str) -> dict[str, Any]:

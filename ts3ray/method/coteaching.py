@@ -5,8 +5,10 @@ Algorithm 1: per batch each network keeps the R(T) share with the smallest loss 
 CE (steps 4-5) and is updated on its PEER's picks (steps 6-7); R(T) ramps over T_k epochs
 (schedules.forget_rate). Published recipe (bhanML/Co-teaching main.py): two Adams, lr 1e-3,
 batch 128, 200 epochs; from epoch 80 the lr decays linearly to 0 and beta1 drops 0.9 -> 0.1;
-PyTorch's default initialisation. Inside IMP the schedule is fitted into each level: the
-decay starts at 40% of E.
+PyTorch's default initialisation (CIFAR-100: decay from epoch 100). Inside IMP the schedule
+is fitted into each level: the decay starts at 40% (50%) of E. Not reproduced: the code divides
+its mean loss by the kept count once more (a constant factor per epoch, which Adam's update
+ignores), its 401-iteration cap per epoch, its unnormalised inputs.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from ts3ray.method.base import (TWO_NETWORKS_WHY, EpochContext, MethodDef, Net, Setting, Tunable,
-                                check_prune, pruned_by_option, record_selection)
+                                check_prune, dataset_family, pruned_by_option,
+                                record_selection)
 from ts3ray.method.losses import masked_mean, per_sample_ce, small_loss_mask
 from ts3ray.method.protocols import Recipe
 from ts3ray.method.schedules import ForgetOptions, check_forget, forget_rate
@@ -25,16 +28,19 @@ class CoteachingOptions(ForgetOptions):
     pass
 
 
-def adam_linear_decay(source: str) -> Recipe:
+def adam_linear_decay(source: str, setting: Setting) -> Recipe:
     """The Co-teaching / JoCoR codes' optimiser: Adam lr 1e-3, no weight decay, batch 128,
-    lr constant for 80 of 200 epochs then linear to 0, beta1 0.9 -> 0.1 from the decay on."""
-    return Recipe(source, lr=1e-3, batch_size=128, optimizer="adam", momentum=0.0,
-                  adam_beta1=0.9, adam_beta2=0.999, beta1_decayed=0.1, lr_schedule="linear",
-                  milestones=(80 / 200,), init="torch_default")
+    PyTorch's default init; lr constant until `epoch_decay_start` of 200 epochs (80; 100 for
+    CIFAR-100), then (200 - e) / (200 - start) lr, and beta1 0.9 -> 0.1 from then on."""
+    start = 100 if dataset_family(setting.dataset) == "cifar100" else 80
+    return Recipe(f"{source}, decay from epoch {start} of 200", lr=1e-3, batch_size=128,
+                  optimizer="adam", momentum=0.0, adam_beta1=0.9, adam_beta2=0.999,
+                  beta1_decayed=0.1, lr_schedule="linear", milestones=(start / 200,),
+                  init="torch_default")
 
 
 def recipes(protocol: str, setting: Setting) -> Recipe:
-    recipe = adam_linear_decay("bhanML/Co-teaching main.py (all datasets)")
+    recipe = adam_linear_decay("bhanML/Co-teaching main.py", setting)
     if protocol == "code":  # the code's ramp: linspace(0, tau, T_k) read from epoch 1
         return dataclasses.replace(recipe, options=dict(forget_schedule="code"))
     return recipe

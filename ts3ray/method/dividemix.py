@@ -21,9 +21,11 @@ Test prediction: S alone (the TS3 paper reports DivideMix "without model ensembl
 sum of both networks' logits (`evaluate="ensemble"`, the authors' test(); on under `code`).
 
 Published recipe (LiJunnan1992/DivideMix): CIFAR SGD lr 0.02 momentum 0.9 wd 5e-4, /10 at
-epoch 150 of 300, batch 64; Clothing1M lr 0.002, wd 1e-3, /10 at 40 of 80, batch 32, warm-up 1,
-lambda_u 0, alpha 0.5; WebVision lr 0.01, wd 5e-4, /10 at 50 of 100, batch 32, warm-up 1,
-lambda_u 0, alpha 0.5. MNIST-like data is not in the paper: the nearest published setting
+epoch 150 of 300, batch 64; Clothing1M lr 0.002, wd 1e-3, /10 at 40 of 80, batch 32, warm-up 1
+with the negative-entropy penalty, lambda_u 0 (its loss has no L_U), alpha 0.5 (its ImageNet-
+pretrained ResNet-50 is not reproduced: no weights are downloaded, the run's architecture
+starts from PyTorch's default init); WebVision lr 0.01, wd 5e-4, /10 at 40 of 80, batch 32,
+warm-up 1, lambda_u 0, alpha 0.5. MNIST-like data is not in the paper: the nearest published setting
 (CIFAR-10). On data without augmentation its two views are identical unless `view_shift`
 translates them (ts3ray's documented choice: 0, so that no method sees an augmentation the
 dataset's protocol does not have).
@@ -188,7 +190,8 @@ def defaults(setting: Setting, overrides: dict) -> dict:
     return dict(warmup_epochs=WARMUP[family], alpha=ALPHA.get(family, 4.0),
                 lambda_u=lambda_u_for(family, setting.noise, setting.noise_rate),
                 p_threshold=0.6 if setting.noise_rate >= 0.85 else 0.5,
-                confidence_penalty=setting.noise == "asym")
+                # CIFAR: for asymmetric noise only; Train_clothing1M.py: always
+                confidence_penalty=setting.noise == "asym" or family == "clothing1m")
 
 
 def recipes(protocol: str, setting: Setting) -> Recipe:
@@ -199,7 +202,7 @@ def recipes(protocol: str, setting: Setting) -> Recipe:
                         weight_decay=1e-3, milestones=(40 / 80,), init="torch_default")
     elif family == "webvision50":
         recipe = Recipe(f"{repo} Train_webvision.py", lr=0.01, batch_size=32,
-                        weight_decay=5e-4, milestones=(50 / 100,), init="torch_default")
+                        weight_decay=5e-4, milestones=(40 / 80,), init="torch_default")
     else:
         nearest = "" if family in ("cifar10", "cifar100") else " (nearest published: CIFAR-10)"
         recipe = Recipe(f"{repo} Train_cifar.py{nearest}", lr=0.02, batch_size=64,

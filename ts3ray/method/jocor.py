@@ -37,11 +37,14 @@ SGD_REGIME_LAMBDA = 0.8  # at or above it, SGD gives the CE term <= 20% of the g
 
 
 def defaults(setting: Setting, overrides: dict) -> dict:
-    return dict(lam=LAMBDA[dataset_family(setting.dataset)])
+    family = dataset_family(setting.dataset)
+    if family == "cifar10" and setting.noise_rate >= 0.8:
+        return dict(lam=0.65)  # README: CIFAR-10 at 80% noise
+    return dict(lam=LAMBDA[family])
 
 
 def recipes(protocol: str, setting: Setting) -> Recipe:
-    recipe = adam_linear_decay("hongxin001/JoCoR main.py (one Adam over both networks)")
+    recipe = adam_linear_decay("hongxin001/JoCoR main.py (one Adam over both networks)", setting)
     if protocol == "code":
         return dataclasses.replace(recipe, options=dict(forget_schedule="code"))
     return recipe

@@ -35,9 +35,9 @@ from ts3ray.models.init import INITS  # noqa: F401  (the initialisations a recip
 # RunConfig keys a recipe fixes
 RECIPE_KEYS = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "adam_beta1",
                "adam_beta2", "beta1_decayed", "lr_schedule", "lr_decay_epochs",
-               "lr_decay_factor", "batch_size", "grad_clip", "init")
+               "lr_decay_factor", "lr_floor", "batch_size", "grad_clip", "init")
 OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("step", "cosine", "linear")
+LR_SCHEDULES = ("step", "cosine", "linear", "exponential")
 OWNING = ("published", "code")  # protocols whose recipe owns its keys
 
 
@@ -57,7 +57,8 @@ class Recipe:
     beta1_decayed: float | None = None  # Adam's beta1 from the start of a linear decay
     lr_schedule: str = "step"
     milestones: tuple[float, ...] = ()  # fractions of E: step decays / the linear decay start
-    lr_decay_factor: float = 0.1  # step schedule: the lr is multiplied by it at each milestone
+    lr_decay_factor: float = 0.1  # step: x it at each milestone; exponential: x it per epoch
+    lr_floor: float = 0.0  # cosine: eta_min as a fraction of lr
     grad_clip: float | None = None  # global gradient-norm clip
     init: str = "kaiming"
     options: dict[str, Any] = field(default_factory=dict)  # method options it fixes (units)
@@ -81,8 +82,10 @@ class Recipe:
         opt += f" wd {self.weight_decay:g}" if self.weight_decay else ""
         at = ", ".join(f"{100 * m:g}%" for m in self.milestones)
         schedule = {"step": f"x{self.lr_decay_factor:g} at {at} of E" if at else "constant",
-                    "cosine": "cosine over E",
-                    "linear": f"linear decay to 0 from {at or '100%'} of E"}[self.lr_schedule]
+                    "cosine": "cosine over E" + (f" to {self.lr_floor:g} lr" if self.lr_floor
+                                                 else ""),
+                    "linear": f"linear decay to 0 from {at or '100%'} of E",
+                    "exponential": f"x{self.lr_decay_factor:g} per epoch"}[self.lr_schedule]
         clip = f", grad clip {self.grad_clip:g}" if self.grad_clip else ""
         return f"{opt}, {schedule}, batch {self.batch_size}{clip}, init {self.init}"
 
@@ -100,7 +103,8 @@ def recipe_of_config(config: Any, source: str) -> Recipe:
                   adam_beta1=config.adam_beta1, adam_beta2=config.adam_beta2,
                   beta1_decayed=config.beta1_decayed, lr_schedule=config.lr_schedule,
                   milestones=tuple(m / config.epochs for m in config.lr_decay_epochs),
-                  lr_decay_factor=config.lr_decay_factor, grad_clip=config.grad_clip,
+                  lr_decay_factor=config.lr_decay_factor, lr_floor=config.lr_floor,
+                  grad_clip=config.grad_clip,
                   init=config.init)
 
 
@@ -116,12 +120,16 @@ def schedule_position(epoch: int, segment: tuple[int, int], epochs: int) -> floa
 def lr_factor(config: Any, position: float) -> float:
     """lr / base lr at `position` (epochs into the level's schedule, see schedule_position).
 
-    step: x lr_decay_factor at each milestone reached (TS3-Net Sec. IV-A, DivideMix, ITLM);
-    cosine: 0.5 (1 + cos(pi t / E)) (CosineAnnealingLR with T_max = E, eta_min = 0, stepped
-    per epoch: SCE/APL codes); linear: constant until the first milestone, then
-    (E - t) / (E - start) (Co-teaching/JoCoR codes' alpha_plan)."""
+    step: x lr_decay_factor at each milestone reached (TS3-Net Sec. IV-A, DivideMix, ITLM, the
+    SCE code); cosine: f + (1 - f) 0.5 (1 + cos(pi t / E)) with the floor f = lr_floor
+    (CosineAnnealingLR with T_max = E, eta_min = f lr, stepped per epoch: the APL repo);
+    linear: constant until the first milestone, then (E - t) / (E - start) (Co-teaching/JoCoR
+    codes' alpha_plan); exponential: lr_decay_factor ** t (StepLR(1, gamma): APL WebVision)."""
     if config.lr_schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * position / config.epochs))
+        floor = config.lr_floor
+        return floor + (1 - floor) * 0.5 * (1.0 + math.cos(math.pi * position / config.epochs))
+    if config.lr_schedule == "exponential":
+        return config.lr_decay_factor ** position
     if config.lr_schedule == "linear":
         start = config.lr_decay_epochs[0] if config.lr_decay_epochs else config.epochs
         if position < start:

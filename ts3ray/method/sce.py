@@ -24,9 +24,20 @@ class SceOptions:
 
 
 # (alpha, beta): official train_models.py (MNIST 0.01/1, CIFAR-10 0.1/1, CIFAR-100 6/0.1);
-# the APL repo's configs/*/sce.yaml agree
-WEIGHTS = {"mnist": (0.01, 1.0), "cifar10": (0.1, 1.0), "cifar100": (6.0, 0.1)}
-NEAREST = {"clothing1m": "cifar10", "webvision50": "cifar100"}
+# the APL repo's configs/*/sce.yaml agree and add WebVision-mini 10/1
+WEIGHTS = {"mnist": (0.01, 1.0), "cifar10": (0.1, 1.0), "cifar100": (6.0, 0.1),
+           "webvision50": (10.0, 1.0)}
+NEAREST = {"clothing1m": "cifar10"}
+# The official (Keras) code's recipe, train_models.py + util.py get_lr_scheduler: SGD momentum
+# 0.9, batch 128, he_normal init (= kaiming), no gradient clip, a step schedule (x0.1 at each
+# milestone). Its SGD(decay=...) is Keras' per-iteration lr decay, not weight decay; it and the
+# layers' own L2 regularisers are not reproduced (weight decay 0).
+OFFICIAL = "YisenWang/symmetric_cross_entropy_for_noisy_labels train_models.py, util.py"
+KERAS = {
+    "mnist": dict(lr=0.1, milestones=(11 / 50, 31 / 50)),  # 50 epochs
+    "cifar10": dict(lr=0.01, milestones=(41 / 120, 81 / 120)),  # 120 epochs
+    "cifar100": dict(lr=0.1, milestones=(81 / 150, 121 / 150)),  # 150 epochs
+}
 
 
 def defaults(setting: Setting, overrides: dict) -> dict:
@@ -36,9 +47,18 @@ def defaults(setting: Setting, overrides: dict) -> dict:
 
 
 def recipes(protocol: str, setting: Setting) -> Recipe:
-    from ts3ray.method.apl import apl_repo_recipe
+    """The official code's recipe; for Clothing1M and WebVision, which it does not cover,
+    the APL repository's (its sce.yaml / archive), the nearest published."""
+    units = dict(rce_log_zero=PL.RCE_LOG_ZERO_CODE)
+    family = dataset_family(setting.dataset)
+    if family in ("clothing1m", "webvision50"):
+        from ts3ray.method.apl import apl_repo_recipe
 
-    return apl_repo_recipe(setting, "sce", options=dict(rce_log_zero=PL.RCE_LOG_ZERO_CODE))
+        return apl_repo_recipe(setting, "sce", options=units)
+    nearest = "" if setting.dataset in ("mnist", "cifar10", "cifar100") else \
+        f" (nearest published: {family})"
+    return Recipe(f"{OFFICIAL}{nearest}", batch_size=128, init="kaiming", options=units,
+                  **KERAS[family])
 
 
 def check_options(o: SceOptions, setting: Setting) -> None:

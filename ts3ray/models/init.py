@@ -29,7 +29,39 @@ def initialise(model: nn.Module) -> None:
                 nn.init.zeros_(module.bias)
 
 
-INITS = ("kaiming", "torch_default")
+def apl_initialise(model: nn.Module) -> None:
+    """The APL repository's initialisation (models.py `_reset_prams`): conv weights
+    kaiming-uniform (fan_in, ReLU), linear weights xavier-uniform; biases and BatchNorm keep
+    PyTorch's defaults."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_uniform_(module.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+
+
+def normal_initialise(model: nn.Module, std: float = 0.02) -> None:
+    """MXNet's Normal(0.02) (the ITLM code's force_reinit): conv/linear weights ~ N(0, 0.02^2),
+    their biases 0, BatchNorm weight 1 and bias 0."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, _WEIGHTED):
+                nn.init.normal_(module.weight, 0.0, std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, _BATCHNORMS):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+
+# `init`: the official TS3/open_lth code's (kaiming), the layers' own PyTorch defaults, the
+# APL repository's, MXNet's Normal(0.02) (ITLM)
+INITIALISERS: dict[str, Callable[[nn.Module], None] | None] = {
+    "kaiming": initialise, "torch_default": None, "apl": apl_initialise,
+    "normal": normal_initialise,
+}
+INITS = tuple(INITIALISERS)
 
 
 def seeded(construct: Callable[[], nn.Module], seed: int, init: str = "kaiming") -> nn.Module:
@@ -37,14 +69,15 @@ def seeded(construct: Callable[[], nn.Module], seed: int, init: str = "kaiming")
 
     `kaiming`: the official code's initialisation (`initialise`). `torch_default`: the layers'
     own reset_parameters() as PyTorch constructs them (kaiming-uniform with a = sqrt(5),
-    uniform biases, BatchNorm weight 1), the initialisation of the competitors' codes, under
-    which two fresh networks predict nearly the same near-uniform distribution (JoCoR's
-    symmetric KL between them ~0.01 against ~2.5 with `kaiming`)."""
-    if init not in INITS:
+    uniform biases, BatchNorm weight 1), the initialisation of the Co-teaching, JoCoR and
+    DivideMix codes, under which two fresh networks predict nearly the same near-uniform
+    distribution (JoCoR's symmetric KL between them ~0.01 against ~2.5 with `kaiming`).
+    `apl`, `normal`: see apl_initialise, normal_initialise."""
+    if init not in INITIALISERS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = construct()
-        if init == "kaiming":
-            initialise(model)
+        if INITIALISERS[init] is not None:
+            INITIALISERS[init](model)
     return model
