@@ -57,7 +57,9 @@ CANDIDATES: dict[str, tuple[str, dict, dict | None]] = {
                     dict(protocol="published", refine_loss="code"), None),
     "code-dense-reset": ("the official dense reset: D a dense copy of S's init at levels >= 1",
                          dict(protocol="published", dense_reset="from_sparse"), None),
-    "lr-0.1-m0.9": ("effective lr 1.0: lr 0.1 with momentum 0.9 (the fork's MNIST lr)",
+    "lr-0.1-m0.9": ("effective lr 1.0: lr 0.1 with momentum 0.9 (a reading of the paper's "
+                    "'lr 1.0'; the fork's MNIST LeNet has momentum 0, so the code does not "
+                    "support it)",
                     dict(RECIPE, lr=0.1), dict(RECIPE, lr=0.1)),
     "open-lth": ("open_lth's MNIST settings: lr 0.1, no momentum, batch 128",
                  dict(RECIPE, lr=0.1, momentum=0.0, batch_size=128),
