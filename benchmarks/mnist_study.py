@@ -64,7 +64,8 @@ CANDIDATES: dict[str, tuple[str, dict, dict | None]] = {
     "open-lth": ("open_lth's MNIST settings: lr 0.1, no momentum, batch 128",
                  dict(RECIPE, lr=0.1, momentum=0.0, batch_size=128),
                  dict(RECIPE, lr=0.1, momentum=0.0, batch_size=128)),
-    "code": ("the official code, all of it (protocol=code: behaviours + lr 0.1, wd 1e-4)",
+    "code": ("the official code, all of it (protocol=code: its behaviours, lam 1, and its "
+             "LeNet's lr 0.1, momentum 0, no weight decay, batch 128)",
              dict(protocol="code"), dict(protocol="code")),
     # issue 12's candidates (protocol=shared spelled out)
     "before": ("defaults before issue 12: 60k images, output kept, wd 1e-4", BEFORE, BEFORE),

@@ -1,6 +1,7 @@
 """CE: plain cross-entropy, the TS3 paper's "baseline" (Tables I-III) and, inside IMP, the
-standard lottery ticket (Table VIII `warm`). Trained with TS3-Net's own recipe under
-`published`: the paper runs its baseline in its framework."""
+standard lottery ticket (Table VIII `warm`). Trained with TS3-Net's own recipe (under
+`published` the paper's, under `code` the official code's): the paper runs its baseline in its
+framework."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,8 +20,11 @@ class CeOptions:
 
 
 def recipes(protocol: str, setting: Setting) -> Recipe:
-    recipe = ts3net.published_recipe(setting)
-    return dataclasses.replace(recipe, source=f"the TS3 paper's baseline: {recipe.source}")
+    """TS3-Net's recipe under the same protocol (`code`: the official code's optimiser
+    settings, without TS3-Net's own behaviours)."""
+    recipe = ts3net.recipes(protocol, setting)
+    return dataclasses.replace(recipe, source=f"the TS3 paper's baseline: {recipe.source}",
+                               config={})
 
 
 METHOD = MethodDef(
