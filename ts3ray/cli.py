@@ -27,7 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("ts3ray.tune.cli", "a Ray Tune sweep: sensitivity | sparsity | grid | search | compare"),
     "table": ("ts3ray.results.cli_table", "a table from Parquet results"),
     "plot": ("ts3ray.results.cli_plot", "a figure from Parquet results"),
-    "results": ("ts3ray.results.cli_results", "sweep results utilities (compact)"),
+    "results": ("ts3ray.results.cli_results", "results utilities (info: provenance; compact)"),
+    "ticket": ("ts3ray.results.cli_ticket", "lottery tickets kept by runs and sweeps: list, export"),
     "data": ("ts3ray.data.cli", "dataset utilities (offline fetch)"),
     "cluster": ("ts3ray.cluster", "cluster file utilities (check)"),
 }

@@ -190,6 +190,7 @@ class LotteryRun:
         self.method_state: dict[str, torch.Tensor] = {}  # a method's state within a level
         self.epoch_rows: list[dict[str, Any]] = []
         self.level_rows: list[dict[str, Any]] = []
+        self.tickets = None  # a TicketStore (ticket_store.py): level_done() at every level end
         self._new_optimizers()
         self.total_params = pruning.total_params(self.sparse_model)
 
@@ -374,6 +375,8 @@ class LotteryRun:
                 **{f"{column}_last": last[column] for column, _ in self._extra_test_columns()},
             }
         )
+        if self.tickets is not None:  # the level's ticket: its masks, before the next prune
+            self.tickets.level_done(self, self.level, self.level_rows[-1])
         self.level += 1
         self.epoch = 0
         self.method_state = {}  # every level is a full retraining

@@ -101,7 +101,7 @@ def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettin
     return trainable.SweepSettings(
         sweep=plan.sweep, common=common, results_uri=opts.results_uri,
         checkpoint_every=opts.checkpoint_every, checkpoint_minutes=opts.checkpoint_minutes,
-        selected_on=plan.selected_on, cells=tuple(plan.cells),
+        selected_on=plan.selected_on, cells=tuple(plan.cells), argv=tuple(sys.argv),
         gpu_memory_fraction=fraction if fraction and fraction < 1 else None)
 
 
@@ -371,8 +371,11 @@ def write_record(plan: SweepPlan, opts: SweepOptions) -> None:
 
     record = sweep_record(plan, opts)
     signed = trust.signature(_record_text(record), trust.tuner_pkl(opts.experiment_path) or b"")
+    from ts3ray import provenance  # beside the signed record: not compared on a resume
+
     storage.write_text_atomic(storage.join(opts.experiment_path, RECORD),
-                              json.dumps({"record": record, "signature": signed}, indent=1))
+                              json.dumps({"record": record, "signature": signed,
+                                          "provenance": provenance.collect()}, indent=1))
 
 
 def resume_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

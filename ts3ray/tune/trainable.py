@@ -62,6 +62,7 @@ class SweepSettings:
     selected_on: str | None = None  # val | clean_val | test, or None: the sweep chooses nothing
     gpu_memory_fraction: float | None = None  # torch's per-process cap on a shared GPU
     cells: tuple[dict[str, Any], ...] = ()  # the grid's cells; trial configs hold an index
+    argv: tuple[str, ...] = ()  # the driver's command line (provenance)
 
     @property
     def run_values(self) -> "RunValues":
@@ -226,10 +227,17 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     checkpoint = tune.get_checkpoint()
     previous_attempt = load_checkpoint(run, checkpoint) if checkpoint is not None else 0
     trial_id = tune.get_context().get_trial_id()
+    from ts3ray import provenance, storage
+    from ts3ray.ticket_store import TicketStore
+
+    prov = provenance.collect(str(run.device), argv=list(settings.argv) or None,
+                              started_at=started_at)
+    run.tickets = TicketStore(storage.join(settings.results_uri, "tickets"), trial_id,
+                              provenance=prov)
     info = results.TrialInfo(
         sweep=settings.sweep, trial_id=trial_id, attempt=previous_attempt + 1,
         node=ray.get_runtime_context().get_node_id(), resumed_from=run.global_epoch,
-        started_at=started_at, selected_on=settings.selected_on)
+        started_at=started_at, selected_on=settings.selected_on, provenance=prov)
     writer = results.TrialWriter(settings.results_uri, info, run)
     try:
         if run.done:  # restored from its final checkpoint: every row is already written
