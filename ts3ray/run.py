@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import time
+import types
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -482,3 +484,17 @@ def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
     """Config values as types that torch.load(weights_only=True) accepts."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+class _CallableModule(types.ModuleType):
+    """`ts3ray.run(config, out=...)` is the Python API's run (api.py); `ts3ray.run` is also
+    the name of this module, which importing it binds on the package: calling the module
+    calls the API."""
+
+    def __call__(self, *args, **kwargs):
+        from ts3ray.api import run
+
+        return run(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
