@@ -25,6 +25,7 @@ from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_experiment,
                                 check_scheduler_options, prepare, run_plan)
 from ts3ray.tune.search import check_sampler
 
+OPTUNA_JOURNAL = "optuna-journal.log"  # a search's study (JournalStorage) in its sweep folder
 ATTACHED_MAX_FAILURES = 3  # default retries on a cluster: a trial survives a few spot reclaims
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -64,6 +65,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                             "once; its output goes to a log file it names")
     where.add_argument("--tune-loggers", action="store_true",
                        help="also write Tune's CSV and TensorBoard files per trial")
+    where.add_argument("--tracker", metavar="NAME",
+                       help="log every trial (resolved config, per-epoch metrics) to "
+                            "tensorboard | mlflow | wandb (optional extras: ts3ray[mlflow], "
+                            "ts3ray[wandb])")
     res = parser.add_argument_group("resources")
     res.add_argument("--cpus-per-trial", type=float, default=1.0)
     res.add_argument("--gpus-per-trial", type=_gpus, default=None, metavar="N|auto",
@@ -218,9 +223,17 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         raise UserError(f"--max-concurrent={args.max_concurrent} is not allowed: N >= 1")
     sampler = getattr(args, "sampler", "tpe")
     check_sampler(sampler)
+    from ts3ray.tune.trackers import check_tracker
+
+    check_tracker(args.tracker)
+    name = check_name(args.name or f"{args.sweep}-{args.preset}")
+    where = check_storage(args.storage or storage.default_storage())
+    journal = getattr(args, "optuna_storage", None)
+    if plan.search and not journal and storage.is_local(where):  # the study beside the sweep
+        journal = storage.resolve(storage.join(where, name, OPTUNA_JOURNAL))[1]
     return SweepOptions(
-        name=check_name(args.name or f"{args.sweep}-{args.preset}"),
-        storage=check_storage(args.storage or storage.default_storage()),
+        name=name,
+        storage=where,
         resources=TrialResources(args.cpus_per_trial, args.gpus_per_trial),
         scheduler=scheduler,
         grace_period=_given(args.grace_period, preset.grace_period),
@@ -234,11 +247,12 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         restart_errored=args.restart_errored,
         trust_storage=args.trust_storage,
         tune_loggers=args.tune_loggers,
+        tracker=args.tracker,
         gpu_memory_fraction=args.gpu_memory_fraction,
         num_samples=num_samples,
         sampler=sampler,
         seed=args.seed_list[0],
-        optuna_storage=getattr(args, "optuna_storage", None),
+        optuna_storage=journal,
         resume=args.resume,
         verbose=args.verbose,
     )
@@ -421,4 +435,26 @@ def main(args) -> int:
             print_table(plan, opts, args)
         except UserError as err:  # the sweep itself succeeded
             print(f"ts3ray: no table: {err}", file=sys.stderr)
+    for line in next_steps(plan, opts):
+        print(line)
     return 1 if outcome.errors else 0
+
+
+def next_steps(plan: SweepPlan, opts: SweepOptions) -> list[str]:
+    """What to run next on this sweep's results: its table, plot, Pareto ticket, study."""
+    where = opts.experiment_path
+    table = plan.table or ("pareto" if plan.selected_on else "compare")
+    pareto = (" --select acc_sparse_last" if plan.common.get("val_fraction", 0) in (0, 0.0, None)
+              and not plan.selected_on else "")
+    lines = [f"next: ts3ray table {table} {where}   |   ts3ray plot pareto {where}{pareto} "
+             f"--out {opts.name}-pareto.png   |   ts3ray ticket export {where} --pareto{pareto} "
+             f"--out {opts.name}-pick.safetensors"]
+    if plan.search and opts.optuna_storage:
+        journal = opts.optuna_storage
+        lines.append(f"next: optuna-dashboard {journal}"
+                     f"   (study {opts.name}; pip install optuna-dashboard)")
+    if opts.tracker == "tensorboard":
+        lines.append(f"next: tensorboard --logdir {where}")
+    elif opts.tracker == "mlflow":
+        lines.append(f"next: mlflow ui   (experiment {opts.name})")
+    return lines

@@ -62,6 +62,7 @@ class SweepOptions:
     trust_storage: bool = False  # resume state that ts3ray cannot verify (trust.py)
     compact: bool = True  # merge the result files into one per table after the fit
     tune_loggers: bool = False  # Tune's CSV and TensorBoard files per trial
+    tracker: str | None = None  # tensorboard | mlflow | wandb (trackers.py)
     gpu_memory_fraction: bool = False  # cap each trial's GPU memory at its GPU share
     verbose: int = 0
 
@@ -102,6 +103,7 @@ def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettin
         sweep=plan.sweep, common=common, results_uri=opts.results_uri,
         checkpoint_every=opts.checkpoint_every, checkpoint_minutes=opts.checkpoint_minutes,
         selected_on=plan.selected_on, cells=tuple(plan.cells), argv=tuple(sys.argv),
+        tracked=opts.tracker is not None,
         gpu_memory_fraction=fraction if fraction and fraction < 1 else None)
 
 
@@ -200,7 +202,9 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
     callbacks = [SweepProgress(), LeanTrialState(reported, objective), JsonLoggerCallback()]
     if opts.tune_loggers:
         callbacks += [CSVLoggerCallback(), TBXLoggerCallback()]
-    return callbacks
+    from ts3ray.tune.trackers import tracker_callbacks
+
+    return callbacks + tracker_callbacks(opts.tracker, values, opts.name)
 
 
 def status_line(trials, levels, elapsed: float, total: int) -> str:

@@ -151,6 +151,9 @@ def optuna_storage(spec: str | None):
 
     if "://" in spec:
         return optuna.storages.RDBStorage(spec)
+    import os
+
+    os.makedirs(os.path.dirname(os.path.abspath(spec)), exist_ok=True)  # the sweep folder
     return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
 
@@ -165,14 +168,31 @@ def level_aware_search_class():
             super().__init__(*args, **kwargs)
             self.total_levels = total_levels  # R + 1: a full-budget trial finishes all
 
+        def _user_attrs(self, trial_id: str, result: dict | None) -> None:
+            """Beside the sampled values (E2 as e2_frac): the Tune trial id, the resolved E1
+            and E2, the last finished level and its reported test accuracy (never the
+            objective: the study optimises `self.metric`, a validation accuracy)."""
+            trial = self._ot_trials.get(trial_id)
+            if trial is None or not result or not result.get(LEVEL_END):
+                return
+            trial.set_user_attr("trial_id", trial_id)
+            for key in ("level", "e1", "e2"):
+                if key in result:
+                    trial.set_user_attr(key, int(result[key]))
+            if "acc" in result:
+                trial.set_user_attr("test_acc", float(result["acc"]))
+
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if result.get(LEVEL_END) and trial_id not in self._completed_trials:
+                self._user_attrs(trial_id, result)
                 self._ot_trials[trial_id].report(result[self.metric], result[LEVELS_DONE])
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False) -> None:
             stopped = (result and not error and trial_id not in self._completed_trials
                        and result.get(LEVELS_DONE, 0) < self.total_levels)
+            if trial_id not in self._completed_trials and not error:
+                self._user_attrs(trial_id, result)
             if not stopped:
                 super().on_trial_complete(trial_id, result, error)
                 return
