@@ -105,7 +105,8 @@ def run_guarded(action: Callable[[], int], *, debug: bool = False) -> int:
         except UserError as err:
             if debug:
                 raise
-            _error(str(err))
+            for line in getattr(err, "lines", None) or [str(err)]:  # a spec file: every error
+                _error(line)
             return err.exit_code
         except Terminated:
             if debug:

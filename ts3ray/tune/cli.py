@@ -37,6 +37,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quick: digits, short schedule, whole grid; paper: Sec. IV settings")
     parser.add_argument("--settings", help="DATASET:NOISE:RATE,... (default: the preset's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML/JSON file of run keys for every trial (key=value wins)")
+    parser.add_argument("--spec", metavar="FILE",
+                        help="the whole sweep in one YAML file: kind, metric, parameters, "
+                             "scheduler, resources, settings, seeds, config, options "
+                             "(tune/spec.py); command-line flags win")
     where = parser.add_argument_group("storage, faults and resume")
     where.add_argument("--storage", help=f"local path or URI (default ${storage.STORAGE_ENV} "
                                          f"or ./{storage.DEFAULT_STORAGE})")
@@ -144,7 +150,10 @@ def _gpus(text: str) -> float | None:
 
 
 def base_values(args, preset) -> dict:
-    values = {**preset.values, **parse_overrides(args.overrides)}
+    from ts3ray.config import load_config_file
+
+    given = load_config_file(args.config) if getattr(args, "config", None) else {}
+    values = {**preset.values, **given, **parse_overrides(args.overrides)}
     # relative paths break inside trial working directories: absolute ones everywhere
     values["data_root"] = storage.absolute(str(values.get("data_root", "data")))
     return values
@@ -393,7 +402,27 @@ def detach(args, opts: SweepOptions) -> int:
     return 0
 
 
+def apply_spec(args):
+    """`--spec FILE`: the spec's words (tune/spec.py) under what the command line gave."""
+    if not getattr(args, "spec", None):
+        return args
+    from ts3ray.cli import OneLineParser
+    from ts3ray.tune.spec import spec_words
+
+    parser = OneLineParser(prog=f"ts3ray sweep {args.sweep}")
+    add_sweep_arguments(parser, args.sweep)
+    flags = {o[2:] for action in parser._actions for o in action.option_strings if o.startswith("--")}
+    overrides, words = spec_words(args.spec, args.sweep, flags)
+    merged = vars(parser.parse_args([*overrides, *words]))
+    for key, value in vars(args).items():
+        if key != "overrides" and value != parser.get_default(key):  # given on the command line
+            merged[key] = value
+    merged["overrides"] = [*merged["overrides"], *args.overrides]
+    return argparse.Namespace(**merged)
+
+
 def main(args) -> int:
+    args = apply_spec(args)  # before anything else: a spec's errors, all of them, first
     plan, opts = build(args)
     if getattr(args, "detach", False):
         return detach(args, opts)
