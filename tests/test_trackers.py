@@ -75,7 +75,10 @@ def test_the_sweep_says_what_to_run_next(local_ray, tmp_path, capsys):
     code = run_sweep("search", ["--storage", str(tmp_path), "--num-samples", "1", "--scheduler",
                                 "none", "epochs=2", "e1=1", "e2=1", "rounds=0"])
     assert code == 0
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
+    out = said.out
+    # ts3ray's first line comes before anything of Ray's
+    assert said.err.startswith("ts3ray: sweep search-quick (search, 1 trials) checked; starting Ray")
     where = tmp_path / "search-quick"
     assert f"next: optuna-dashboard {where / 'optuna-journal.log'}" in out
     assert f"ts3ray ticket export {where} --pareto" in out

@@ -335,8 +335,13 @@ def best_trials(levels, signal: str | None, top: int = 10) -> str:
     selected_by = f"{SELECTION_COLUMNS[ranked_on]}_last"
     shown = [selected_by] if selected_by != "acc_sparse_last" else []
     columns = ["trial_id", *METHOD_PARAMS, "sparsity", *shown, "acc_sparse_last"]
-    ranked = full.sort_values(selected_by, ascending=False)[columns].head(top)
-    text = ranked.round(3).to_string(index=False)
+    ranked = full.sort_values(selected_by, ascending=False)[columns].head(top).copy()
+    percent = ["sparsity", *shown, "acc_sparse_last"]  # accuracies and sparsity in percent,
+    ranked[percent] = (100 * ranked[percent].astype(float)).round(2)  # parameters as they are
+    ranked = ranked.rename(columns={c: f"{c} (%)" for c in percent})
+    ranked[[c for c in METHOD_PARAMS if c in ranked]] = ranked[
+        [c for c in METHOD_PARAMS if c in ranked]].round(3)
+    text = ranked.to_string(index=False)
     if signal == "test":
         how = " (selected on TEST accuracy, as asked)"
     elif ranked_on == "test":
@@ -434,6 +439,13 @@ def main(args) -> int:
     if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)
+    what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
+    print(f"ts3ray: sweep {opts.name} ({plan.sweep}, {what}) checked; starting Ray ...",
+          file=sys.stderr, flush=True)  # the first line, before Ray's own
+    if args.verbose == 0:
+        import logging
+
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)  # no "Wrote the latest ..."
     started = time.perf_counter()
     with ray_session(settings):
         import ray

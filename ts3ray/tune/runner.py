@@ -156,6 +156,15 @@ def _short(value):
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
+def trial_label(config: dict[str, Any]) -> str:
+    """`dataset=digits method=jocor prune_fraction=0.5 seed=0`: what a progress line shows of
+    a trial; λ τ γ E1 E2 only for TS3-Net (a competitor has none of them)."""
+    own = METHOD_PARAMS if config.get("method", "ts3net") == "ts3net" else ()
+    keys = ("dataset", "method", "variant", *own, "prune_fraction", "seed")
+    return " ".join(f"{k}={_short(v)}" for k, v in config.items() if k in keys
+                    and not (k == "variant" and not own))
+
+
 def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
     """Progress lines, lean trial state, and the one Tune logger the result grid reads."""
     from ray import tune
@@ -183,9 +192,7 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
         def _line(self, trial, verdict):
             self.finished += 1
             last = trial.last_result or {}
-            shown = " ".join(f"{k}={_short(v)}" for k, v in values(trial.config).items()
-                             if k in ("dataset", "method", "variant", *METHOD_PARAMS,
-                                      "prune_fraction", "seed"))
+            shown = trial_label(values(trial.config))
             print(f"[{self.finished}/{total}] {verdict} {trial.trial_id} {shown} "
                   f"{last.get(trainable.PROGRESS, 'no result')}", file=sys.stderr, flush=True)
 
