@@ -36,6 +36,10 @@ def test_a_sweep_keeps_every_level_and_lists_it(sweep, capsys):
     stored = tickets.stored_levels(tickets.tickets_root(str(sweep)))
     assert len(stored) == 4 * 3  # 4 trials x levels 0..2
     assert len({r["bytes"] for r in stored}) == 1  # every level: the same packed masks
+    # the 4 trials share seed 0 and the architecture: one theta_0 file for all of them
+    (theta0,) = (sweep / "results" / "tickets" / "theta0").iterdir()
+    assert {r["theta0"] for r in stored} == {theta0.stem}
+    assert all(r["theta0_bytes"] == theta0.stat().st_size for r in stored)
     # LeNet-300-100 on digits: 64*300 + 300*100 prunable weights, 1 bit each, + header
     assert (64 * 300 + 300 * 100) / 8 < stored[0]["bytes"] < (64 * 300 + 300 * 100) / 8 + 1500
     assert cli(["ticket", "list", str(sweep)]) == 0

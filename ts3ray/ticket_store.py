@@ -28,18 +28,28 @@ class TicketStore:
 
     def __init__(self, location: str, trial: str, *, final: bool = False,
                  provenance: dict[str, Any] | None = None):
-        self.where = fmt.trial_location(location, trial)
+        self.root, self.where = location, fmt.trial_location(location, trial)
         self.final, self.provenance = final, provenance or {}
+        self.recorded = False
+
+    def _record_trial(self, run) -> None:
+        """theta_0 (once per distinct content) and the trial's record pointing at it."""
+        import json
+
+        digest, data = fmt.encode_theta0({n: _numpy(s) for n, s in run.init_states.items()})
+        init = fmt.theta0_location(self.root, digest)
+        if not storage.exists(init):
+            storage.write_atomic(init, lambda stream: stream.write(data))
+        record = {"format": fmt.FORMAT, "run_id": run.config.run_id, "theta0": digest,
+                  "config": run.config.to_dict(), "provenance": self.provenance}
+        storage.write_text_atomic(storage.join(self.where, fmt.TRIAL_FILE),
+                                  json.dumps(record, indent=1, default=list))
+        self.recorded = True
 
     def level_done(self, run, level: int, row: dict[str, Any]) -> None:
         """Level `level` ended (its masks are still those it trained under)."""
-        init = storage.join(self.where, fmt.THETA0)
-        if not storage.exists(init):
-            data = fmt.encode_theta0(
-                {n: _numpy(s) for n, s in run.init_states.items()},
-                {"config": run.config.to_dict(), "run_id": run.config.run_id,
-                 "provenance": self.provenance})
-            storage.write_atomic(init, lambda stream: stream.write(data))
+        if not self.recorded:
+            self._record_trial(run)
         masks = {n: {k: m.detach().cpu().numpy() for k, m in ms.items()}
                  for n, ms in run.masks.items()}
         final = ({n: _numpy(run.models[n].state_dict()) for n in run.masks}

@@ -39,7 +39,7 @@ def ticket_rows(results: str) -> pd.DataFrame:
     from ts3ray.results.load import add_trial_key, read_table
 
     stored = pd.DataFrame(tickets.stored_levels(tickets.tickets_root(results)),
-                          columns=["trial", "level", "bytes", "theta0_bytes"])
+                          columns=["trial", "level", "bytes", "theta0", "theta0_bytes"])
     try:
         levels = add_trial_key(read_table(results, "levels"))
     except UserError:
@@ -63,8 +63,9 @@ def list_main(args) -> int:
         print(f"{r['trial']:<24} {r['level']:>5} {pct(r.get('sparsity')):>9} "
               f"{pct(r.get('val_acc_sparse_last')):>8} {pct(r.get('acc_sparse_last')):>8} "
               f"{r['bytes']:>8} {r['theta0_bytes']:>8}")
-    trials = rows["trial"].nunique()
-    print(f"{len(rows)} ticket(s) of {trials} trial(s); theta_0 is stored once per trial, a level "
+    trials, shared = rows["trial"].nunique(), rows["theta0"].nunique()
+    print(f"{len(rows)} ticket(s) of {trials} trial(s); {shared} theta_0 file(s) (one per distinct "
+          f"initialisation, {rows.drop_duplicates('theta0')['theta0_bytes'].sum()} bytes); a level "
           f"adds its bit-packed masks (mean {rows['bytes'].mean():.0f} bytes)")
     return 0
 

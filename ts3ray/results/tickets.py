@@ -1,16 +1,20 @@
 """Lottery tickets as files: the masks of every IMP level and the initial weights they reset
 to, in safetensors (no pickle: any program reads them with `safetensors`, numpy or torch).
 
-A run or trial keeps its tickets under `<results>/tickets/<trial>/` (`<trial>` is the
-trial_id of a sweep's trial, the run_id of a `ts3ray run`):
+A run or sweep keeps its tickets under `<results>/tickets/` (`<trial>` is the trial_id of
+a sweep's trial, the run_id of a `ts3ray run`):
 
-    theta0.safetensors     the initial weights theta_0 of every network, once per trial
-    level-KKK.safetensors  the masks of level K, bit-packed (numpy.packbits, 1 bit a weight),
-                           and with final weights on, the level's trained weights of S
+    theta0/<digest>.safetensors   initial weights theta_0 of every network, stored once per
+                                  distinct content (sha256): the trials of a sweep that share
+                                  a seed and an architecture share one file
+    <trial>/trial.json            the trial's configuration, provenance and theta_0 digest
+    <trial>/level-KKK.safetensors the masks of level K, bit-packed (numpy.packbits, 1 bit a
+                                  weight), and with final weights on, the level's trained
+                                  weights of the pruned networks
 
 Per level only the masks are new (theta_0 is the same for every level), so a level costs
-1 bit per prunable weight: LeNet-300-100 on digits (~50k prunable weights) about 6.4 KB,
-theta_0 once per trial about 200 KB per network.
+1 bit per prunable weight: LeNet-300-100 on digits (~50k prunable weights) 6.6 KB; theta_0
+of S and D 408 KB, once per seed and architecture of the sweep.
 
 `export()` makes one self-contained file of a trial and level: `mask/<net>/<param>` as
 uint8 0/1 of the weight's shape, `theta0/<net>/<name>` the state each network starts that
@@ -33,7 +37,8 @@ from ts3ray.errors import UserError, one_line
 
 FORMAT = "ts3ray-ticket/1"
 DIR = "tickets"
-THETA0 = "theta0.safetensors"
+THETA0_DIR = "theta0"
+TRIAL_FILE = "trial.json"
 LEVEL_FILE = re.compile(r"^level-(\d{3,})\.safetensors$")
 MASK, INIT, FINAL = "mask", "theta0", "final"
 
@@ -84,8 +89,21 @@ def _nested(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, dict[str, n
 
 
 # -- what the run core writes ---------------------------------------------------------
-def encode_theta0(init: dict[str, dict[str, np.ndarray]], metadata: dict[str, Any]) -> bytes:
-    return _dumps(_flat(INIT, init), {"format": FORMAT, "kind": "theta0", **metadata})
+def encode_theta0(init: dict[str, dict[str, np.ndarray]]) -> tuple[str, bytes]:
+    """(digest, bytes) of theta_0: the same weights give the same file and name."""
+    import hashlib
+
+    arrays = _flat(INIT, init)
+    digest = hashlib.sha256()  # of the content: safetensors' header order is not fixed
+    for key in sorted(arrays):
+        value = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{value.dtype.str}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()[:20], _dumps(arrays, {"format": FORMAT, "kind": "theta0"})
+
+
+def theta0_location(root: str, digest: str) -> str:
+    return storage.join(root, THETA0_DIR, f"{digest}.safetensors")
 
 
 def encode_level(masks: dict[str, dict[str, np.ndarray]], metadata: dict[str, Any],
@@ -174,8 +192,14 @@ def stored_levels(root: str) -> list[dict[str, Any]]:
         match = LEVEL_FILE.match(info.base_name)
         if info.type == pafs.FileType.File and match:
             trial = info.path[len(path):].strip("/").split("/")[0]
-            out.append({"trial": trial, "level": int(match.group(1)), "bytes": int(info.size),
-                        "theta0_bytes": _size(fs, info.path.rsplit("/", 1)[0] + "/" + THETA0)})
+            out.append({"trial": trial, "level": int(match.group(1)), "bytes": int(info.size)})
+    digests = {}
+    for trial in {r["trial"] for r in out}:
+        digests[trial] = _trial_record(root, trial).get("theta0", "")
+    sizes = {d: _size(fs, storage.resolve(theta0_location(root, d))[1]) for d in set(digests.values())}
+    for r in out:
+        r["theta0"] = digests[r["trial"]]
+        r["theta0_bytes"] = sizes.get(r["theta0"], 0)
     return sorted(out, key=lambda r: (r["trial"], r["level"]))
 
 
@@ -186,11 +210,21 @@ def _size(fs, path: str) -> int:
     return int(info.size) if info.type == pafs.FileType.File else 0
 
 
+def _trial_record(root: str, trial: str) -> dict[str, Any]:
+    raw = storage.read_bytes(storage.join(trial_location(root, trial), TRIAL_FILE))
+    try:
+        return json.loads(raw) if raw is not None else {}
+    except ValueError:
+        return {}
+
+
 def assemble(root: str, trial: str, level: int) -> Ticket:
     """The self-contained ticket of `trial` at `level` from its stored files."""
     where = trial_location(root, trial)
     level_data = storage.read_bytes(storage.join(where, level_name(level)))
-    init_data = storage.read_bytes(storage.join(where, THETA0))
+    record = _trial_record(root, trial)
+    init_data = (storage.read_bytes(theta0_location(root, record["theta0"]))
+                 if record.get("theta0") else None)
     if level_data is None or init_data is None:
         known = sorted({r["trial"] for r in stored_levels(root)})
         levels = [r["level"] for r in stored_levels(root) if r["trial"] == trial]
@@ -199,10 +233,10 @@ def assemble(root: str, trial: str, level: int) -> Ticket:
         raise UserError(f"no ticket of trial {trial!r} at level {level} ({allowed}; "
                         "see `ts3ray ticket list`)")
     arrays, meta = _loads(level_data, f"{where}/{level_name(level)}")
-    init_arrays, init_meta = _loads(init_data, f"{where}/{THETA0}")
+    init_arrays, _ = _loads(init_data, theta0_location(root, record["theta0"]))
     masks = unpack_masks(arrays, json.loads(meta["mask_shapes"]))
     init = _nested(INIT, init_arrays)
-    config = json.loads(init_meta["config"])
+    config = record["config"]
     theta0 = {net: dict(state) for net, state in init.items()}
     if config.get("dense_reset") == "from_sparse" and level > 0 and "D" in theta0:
         theta0["D"] = dict(init["S"])  # Algorithm 2 as the official code: D = dense copy of S
@@ -210,6 +244,6 @@ def assemble(root: str, trial: str, level: int) -> Ticket:
         for name, m in ms.items():
             theta0[net][name] = (theta0[net][name] * m).astype(theta0[net][name].dtype)
     metadata = {k: v for k, v in meta.items() if k not in ("mask_shapes", "format", "kind", "level")}
-    metadata.update({"trial": trial, "provenance": init_meta.get("provenance", "{}")})
+    metadata.update({"trial": trial, "provenance": json.dumps(record.get("provenance", {}))})
     return Ticket(level=level, masks=masks, theta0=theta0, config=config, metadata=metadata,
                   final=_nested(FINAL, arrays))
