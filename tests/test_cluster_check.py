@@ -24,8 +24,18 @@ def run_check(capsys, *paths) -> tuple[int, list[str]]:
     return code, capsys.readouterr().out.splitlines()
 
 
+PLACEHOLDERS = {"CHANGE-ME-registry": "ghcr.io/you", "CHANGE-ME-ts3ray-bucket": "your-bucket"}
+
+
+def filled(text: str) -> str:
+    """A shipped file with its placeholders replaced, as its user does before applying it."""
+    for placeholder, value in PLACEHOLDERS.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
 def load(name: str) -> dict:
-    return yaml.safe_load((CLUSTER_DIR / name).read_text())
+    return yaml.safe_load(filled((CLUSTER_DIR / name).read_text()))
 
 
 def write(tmp_path: Path, config: dict, name: str = "gpu.yaml") -> Path:
@@ -44,9 +54,21 @@ def test_shipped_cluster_files_exist():
 
 
 @pytest.mark.parametrize("path", CLUSTER_FILES, ids=lambda p: p.name)
-def test_shipped_cluster_file_passes(capsys, path):
-    code, lines = run_check(capsys, path)
-    assert (code, lines) == (0, [f"{path}: OK"])
+def test_shipped_cluster_file_passes_once_its_placeholders_are_filled(capsys, path, tmp_path):
+    mine = tmp_path / path.name
+    mine.write_text(filled(path.read_text()))
+    code, lines = run_check(capsys, mine)
+    assert (code, lines) == (0, [f"{mine}: OK"])
+
+
+def test_placeholders_left_in_are_flagged_one_line_each(capsys):
+    code, lines = run_check(capsys, CLUSTER_DIR / "rayjob.yaml", CLUSTER_DIR / "gpu.yaml")
+    assert code == 2 and all("placeholder CHANGE-ME-" in line for line in lines)
+    assert [line.split(": ")[1] for line in lines] == [
+        "spec.entrypoint", "spec.runtimeEnvYAML",
+        "spec.rayClusterSpec.headGroupSpec.template.spec.containers.0.image",
+        "spec.rayClusterSpec.workerGroupSpecs.0.template.spec.containers.0.image",
+        "setup_commands.2"]
 
 
 def test_gpu_yaml_pins_the_installed_versions():
@@ -99,7 +121,7 @@ def _no_storage(c):
 
 
 def _home_dir_storage(c):
-    c["setup_commands"] = [x.replace("s3://CHANGE-ME-ts3ray-bucket/ts3ray", "~/results")
+    c["setup_commands"] = [x.replace("s3://your-bucket/ts3ray", "~/results")
                            for x in c["setup_commands"]]
 
 
@@ -227,7 +249,7 @@ def test_good_and_bad_files_together(capsys, tmp_path):
     config = load("gpu.yaml")
     _missing_provider(config)
     bad = write(tmp_path, config)
-    good = CLUSTER_DIR / "gpu.yaml"
+    good = write(tmp_path, load("gpu.yaml"), "good.yaml")
     code, lines = run_check(capsys, good, bad)
     assert code == 2
     assert lines == [f"{good}: OK", f"{bad}: 'provider' is a required property"]
@@ -314,6 +336,26 @@ def _rayjob_variants():
         "other ray": (edit("spec.rayClusterSpec.rayVersion", "2.9.0"), "must equal the installed"),
         "no image": (edit("spec.rayClusterSpec.headGroupSpec.template.spec.containers.0.image",
                           None), "missing: an image with ts3ray installed"),
+        "default submitter": (edit("spec.submissionMode", None),
+                              "K8sJobMode: its submitter (a separate pod, or the operator) cannot "
+                              "reach a dashboard bound to 127.0.0.1"),
+        "sidecar with submitter config": (edit("spec.submitterConfig", {"backoffLimit": 2}),
+                                          "spec.submitterConfig: not supported with submissionMode "
+                                          "SidecarMode"),
+        "head restarts": (edit("spec.rayClusterSpec.headGroupSpec.template.spec.restartPolicy",
+                               "Always"), "Always: must be Never or unset with SidecarMode"),
+        "typo in a field": (lambda c: {**c, "spec": {**c["spec"], "shutdownAfterJobFinish": True}},
+                            "spec.shutdownAfterJobFinish: unknown field 'shutdownAfterJobFinish' "
+                            "of KubeRay v1.7.0's RayJob schema"),
+        "wrong type": (edit("spec.rayClusterSpec.workerGroupSpecs.0.maxReplicas", "8"),
+                       "spec.rayClusterSpec.workerGroupSpecs.0.maxReplicas: '8' is not of type "
+                       "'integer' (KubeRay v1.7.0 RayJob schema)"),
+        "missing group name": (edit("spec.rayClusterSpec.workerGroupSpecs.0.groupName", None),
+                               "'groupName' is a required property"),
+        "unknown mode": (edit("spec.submissionMode", "PodMode"), "'PodMode' is not one of"),
+        "image not built here": (edit("spec.rayClusterSpec.workerGroupSpecs.0.template.spec."
+                                      "containers.0.image", "ghcr.io/you/ts3ray:0.0.9"),
+                                 "the Dockerfile builds ts3ray:"),
     }
 
 
@@ -323,3 +365,44 @@ def test_broken_rayjob_fails_with_one_line(capsys, tmp_path, name):
     path = write(tmp_path, change(copy.deepcopy(load("rayjob.yaml"))), "rayjob.yaml")
     code, lines = run_check(capsys, path)
     assert code == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+# -- Dockerfile (parsed without docker) -------------------------------------------------------
+
+DOCKERFILE = CLUSTER_DIR.parent / "Dockerfile"
+
+
+def test_the_dockerfile_builds_the_image_the_rayjob_names(capsys):
+    code, lines = run_check(capsys, DOCKERFILE)
+    assert (code, lines) == (0, [f"{DOCKERFILE}: OK"])
+    from ts3ray.cluster_docker import instructions
+
+    steps = instructions(DOCKERFILE.read_text())
+    froms = [args for _, word, args in steps if word == "FROM"]
+    assert froms == ["${BASE_cpu} AS base-cpu", "${BASE_cuda} AS base-cuda", "base-${VARIANT}"]
+    text = DOCKERFILE.read_text()
+    version = importlib.metadata.version("ts3ray")
+    assert f"docker build -t ts3ray:{version}-cuda --build-arg VARIANT=cuda ." in text
+    images = {c["image"] for g in [load("rayjob.yaml")["spec"]["rayClusterSpec"]["headGroupSpec"],
+                                   *load("rayjob.yaml")["spec"]["rayClusterSpec"]["workerGroupSpecs"]]
+              for c in g["template"]["spec"]["containers"]}
+    assert images == {f"ghcr.io/you/ts3ray:{version}-cuda"}
+
+
+def test_a_broken_dockerfile_fails_one_line_per_problem(capsys, tmp_path):
+    text = DOCKERFILE.read_text()
+    broken = (text.replace("ARG RAY_VERSION=2.60.0", "ARG RAY_VERSION=2.9.0")
+              .replace("FROM ${BASE_cuda} AS base-cuda", "FROM ubuntu AS base-gpu")
+              .replace("COPY --chown=ray:users sweeps ./sweeps", "COPY sweeps2 ./sweeps")
+              .replace("ENV TORCH_INDEX=https://pypi.org/simple", "ENV X=${UNDECLARED}"))
+    (tmp_path / "Dockerfile").write_text(broken)
+    for name in ("pyproject.toml", "README.md", "ts3ray"):
+        (tmp_path / name).mkdir() if name == "ts3ray" else (tmp_path / name).write_text("")
+    code, lines = run_check(capsys, tmp_path / "Dockerfile")
+    assert code == 2
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "line 17: FROM ubuntu: pin a tag (not latest)",
+        "line 18: ENV uses $UNDECLARED, declared by no ARG/ENV before it",
+        "line 20: FROM base-${VARIANT}: no stage base-cuda for VARIANT",
+        "line 26: COPY sweeps2: not in the build context " + str(tmp_path),
+        "ARG RAY_VERSION: 2.9.0: must equal the installed ray 2.60.0"]

@@ -385,7 +385,8 @@ def test_two_runs_into_one_out_the_second_is_refused_and_the_first_keeps_its_row
         assert len(frame) == rows and set(frame["run_id"]) == {run_id} and set(frame["seed"]) == {0}
     assert json.loads((out / "config.json").read_text())["seed"] == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "checkpoint.pt", "config.json", "epochs.parquet", "levels.parquet"]  # lock released
+        "checkpoint.pt", "config.json", "epochs.parquet", "levels.parquet",
+        "tickets"]  # lock released
 
 
 def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):

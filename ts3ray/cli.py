@@ -27,7 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("ts3ray.tune.cli", "a Ray Tune sweep: sensitivity | sparsity | grid | search | compare"),
     "table": ("ts3ray.results.cli_table", "a table from Parquet results"),
     "plot": ("ts3ray.results.cli_plot", "a figure from Parquet results"),
-    "results": ("ts3ray.results.cli_results", "sweep results utilities (compact)"),
+    "results": ("ts3ray.results.cli_results", "results utilities (info: provenance; compact)"),
+    "ticket": ("ts3ray.results.cli_ticket", "lottery tickets kept by runs and sweeps: list, export"),
     "data": ("ts3ray.data.cli", "dataset utilities (offline fetch)"),
     "cluster": ("ts3ray.cluster", "cluster file utilities (check)"),
 }
@@ -43,8 +44,21 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+DESCRIPTION = ("TS3-Net lottery tickets under noisy labels: one run, Ray Tune sweeps, the "
+               "paper's tables and figures, the tickets themselves.")
+EPILOG = """quick start (bundled digits data, a minute each):
+  ts3ray run dataset=digits noise=sym noise_rate=0.4 --out runs/a
+  ts3ray sweep search --num-samples 8 rounds=2
+  ts3ray table pareto ray_results/search-quick
+  ts3ray ticket export ray_results/search-quick --pareto --out pick.safetensors
+  ts3ray run ticket=pick.safetensors --out runs/pick
+Python: import ts3ray; ts3ray.run(...), ts3ray.sweep(...), ts3ray.load(...)
+`ts3ray COMMAND --help` for each command."""
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="ts3ray", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ts3ray", description=DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(DEBUG_FLAG, action="store_true",
                         help=f"show tracebacks instead of one-line errors (also {DEBUG_ENV}=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -104,7 +118,8 @@ def run_guarded(action: Callable[[], int], *, debug: bool = False) -> int:
         except UserError as err:
             if debug:
                 raise
-            _error(str(err))
+            for line in getattr(err, "lines", None) or [str(err)]:  # a spec file: every error
+                _error(line)
             return err.exit_code
         except Terminated:
             if debug:

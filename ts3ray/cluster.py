@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from ts3ray.cluster_rayjob import is_rayjob, rayjob_problems
+from ts3ray.cluster_rayjob import is_rayjob, placeholder_problems, rayjob_problems
 from ts3ray.yaml_input import YamlInputError, read_yaml_file
 
 CLOUD_PROVIDERS = ("aws", "gcp", "azure", "aliyun", "vsphere")
@@ -416,15 +416,24 @@ def check_config(name: str, config: Any) -> list[Problem]:
 
 def check_file(path: str) -> list[str]:
     """Output lines for one file: ``FILE: OK`` or one ``FILE: ...`` line per problem."""
+    if Path(path).name.startswith("Dockerfile"):  # the image recipe (cluster_docker.py)
+        from ts3ray.cluster_docker import docker_problems
+
+        if not Path(path).is_file():
+            return [f"{path}: no such file"]
+        found = [Problem(w, m) for w, m in docker_problems(path, installed_versions())]
+        return [p.line(path) for p in found] or [f"{path}: OK"]
     try:
         config = read_yaml_file(path)  # bounded: size and alias expansion
     except YamlInputError as err:
         return [str(err)]
+    placeholders = [Problem(where, what) for where, what in placeholder_problems(config)]
     if is_rayjob(config):  # a KubeRay manifest, not a cluster-launcher file
-        ray_version = installed_versions().get("ray")
-        lines = [Problem(where, what).line(path) for where, what in rayjob_problems(config, ray_version)]
-        return lines or [f"{path}: OK"]
-    problems = check_config(path, config)
+        versions = installed_versions()
+        found = [Problem(where, what) for where, what in
+                 rayjob_problems(config, versions.get("ray"), versions.get("ts3ray"))]
+        return [p.line(path) for p in found + placeholders] or [f"{path}: OK"]
+    problems = check_config(path, config) + placeholders
     return [p.line(path) for p in problems] or [f"{path}: OK"]
 
 
@@ -438,7 +447,8 @@ def _check_main(args: argparse.Namespace) -> int:
 
 
 SUBCOMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
-    "check": (_check_main, "validate cluster-launcher YAML files (ray schema + project rules)"),
+    "check": (_check_main, "validate cluster files: launcher YAML (ray's schema), KubeRay "
+                           "RayJob (KubeRay v1.7.0 CRD subset), Dockerfile; rules, placeholders"),
 }
 
 

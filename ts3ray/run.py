@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import time
+import types
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -190,6 +192,7 @@ class LotteryRun:
         self.method_state: dict[str, torch.Tensor] = {}  # a method's state within a level
         self.epoch_rows: list[dict[str, Any]] = []
         self.level_rows: list[dict[str, Any]] = []
+        self.tickets = None  # a TicketStore (ticket_store.py): level_done() at every level end
         self._new_optimizers()
         self.total_params = pruning.total_params(self.sparse_model)
 
@@ -374,6 +377,8 @@ class LotteryRun:
                 **{f"{column}_last": last[column] for column, _ in self._extra_test_columns()},
             }
         )
+        if self.tickets is not None:  # the level's ticket: its masks, before the next prune
+            self.tickets.level_done(self, self.level, self.level_rows[-1])
         self.level += 1
         self.epoch = 0
         self.method_state = {}  # every level is a full retraining
@@ -479,3 +484,17 @@ def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
     """Config values as types that torch.load(weights_only=True) accepts."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+class _CallableModule(types.ModuleType):
+    """`ts3ray.run(config, out=...)` is the Python API's run (api.py); `ts3ray.run` is also
+    the name of this module, which importing it binds on the package: calling the module
+    calls the API."""
+
+    def __call__(self, *args, **kwargs):
+        from ts3ray.api import run
+
+        return run(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -4,6 +4,10 @@ DIR/config.json          the validated configuration (and its run_id)
 DIR/checkpoint.pt        full state after the latest epoch (torch.load(weights_only=True))
 DIR/epochs.parquet       one row per (round, epoch)
 DIR/levels.parquet       one row per sparsity level
+DIR/tickets/<run_id>/    theta_0 and every level's masks (results/tickets.py)
+config.json and the Parquet files' schema metadata also record the provenance (provenance.py).
+`ticket=FILE` (from `ts3ray ticket export`) retrains that ticket: its configuration, masks and
+theta_0, its level only.
 The Parquet files are rewritten atomically with every checkpoint, so after a crash they
 hold exactly the epochs the checkpoint holds, and `--resume` continues from there.
 
@@ -27,7 +31,7 @@ from typing import Iterator
 
 import torch
 
-from ts3ray import torch_files
+from ts3ray import provenance, torch_files
 from ts3ray.config import load_config_file, make_config, parse_overrides
 from ts3ray.devices import check_device_exists
 from ts3ray.errors import UserError, one_line, shorten
@@ -52,11 +56,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "1 is faster for small nets on a CPU shared with other work)")
     parser.add_argument("--download", action="store_true",
                         help="let torchvision download a missing dataset into data_root")
+    parser.add_argument("--ticket-weights", choices=("none", "final"), default="none",
+                        help="also keep each level's trained weights of the pruned networks in "
+                             "its ticket (default: masks and theta_0 only)")
 
 
 def build_config(args):
     values = load_config_file(args.config) if args.config else {}
     values.update(parse_overrides(args.overrides))
+    args.ticket = None
+    if values.get("ticket"):  # ticket=FILE: the ticket's own configuration, its level only
+        from ts3ray.results.tickets import read
+        from ts3ray.ticket_store import ticket_values
+
+        args.ticket_file = str(values.pop("ticket"))
+        args.ticket = read(args.ticket_file, "ticket=")
+        values = ticket_values(args.ticket, values)
     if getattr(args, "download", False):  # fetch first, then validate as usual
         from ts3ray.data import load_dataset
 
@@ -70,6 +85,7 @@ class RunDirectory:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.extra: dict = {}  # further config.json keys: provenance, the ticket retrained
 
     @property
     def checkpoint(self) -> Path:
@@ -119,11 +135,15 @@ class RunDirectory:
     def _write_all(self, run) -> None:
         config_values = run.config.to_dict()
         write_text_atomic(str(self.path / "config.json"), json.dumps(
-            {"run_id": run.config.run_id, **config_values}, indent=2, default=list))
+            {"run_id": run.config.run_id, **config_values, **self.extra}, indent=2, default=list))
         write_atomic(str(self.checkpoint),
                      lambda stream: torch_files.save(run.state_dict(), stream, str(self.checkpoint)))
-        write_parquet(epoch_table(run.epoch_rows, config_values), str(self.path / "epochs.parquet"))
-        write_parquet(level_table(run.level_rows, config_values), str(self.path / "levels.parquet"))
+        meta = provenance.as_metadata(self.extra.get("provenance", {}))
+        for name, build, rows in (("epochs", epoch_table, run.epoch_rows),
+                                  ("levels", level_table, run.level_rows)):
+            table = build(rows, config_values)
+            write_parquet(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}),
+                          str(self.path / f"{name}.parquet"))
 
 
 @contextlib.contextmanager
@@ -207,7 +227,19 @@ def _train(args, config, out) -> int:
     """Train (or continue) the run of `config` into `out`; prints its levels at the end."""
     from ts3ray.run import LotteryRun
 
+    from ts3ray.ticket_store import TicketStore, apply_ticket
+
     run = LotteryRun(config)
+    prov = provenance.collect(str(run.device), argv=(["ts3ray", *args.command_argv]
+                                                     if hasattr(args, "command_argv") else None))
+    out.extra = {"provenance": prov}
+    if getattr(args, "ticket", None) is not None:
+        out.extra["ticket"] = {"file": args.ticket_file, "level": args.ticket.level,
+                               **{k: args.ticket.metadata.get(k) for k in ("trial", "run_id")}}
+        apply_ticket(run, args.ticket)
+    run.tickets = TicketStore(str(out.path / "tickets"), config.run_id,
+                              final=getattr(args, "ticket_weights", "none") == "final",
+                              provenance=prov)
     if args.resume and out.checkpoint.exists():
         out.restore(run)
     if run.done:

@@ -102,7 +102,8 @@ def check_dpi(dpi: int) -> None:
         raise ConfigError("--dpi", dpi, f"an integer from {low} to {high}")
 
 
-def main(args: argparse.Namespace) -> int:
+def draw(args: argparse.Namespace) -> None:
+    """Draw and write the figure (the Python API calls this too)."""
     fmt = output_format(args.out)
     check_dpi(args.dpi)
     check_output_file(args.out, "--out")
@@ -110,4 +111,9 @@ def main(args: argparse.Namespace) -> int:
     kind = PLOT_KINDS[args.kind]
     fig = kind.draw(read_table(args.results, kind.table), opts)
     write_atomic(args.out, lambda stream: fig.savefig(stream, format=fmt, dpi=args.dpi))
+
+
+def main(args: argparse.Namespace) -> int:
+    draw(args)
+    print(f"wrote {args.out} ({args.kind} of {args.results})")
     return 0

@@ -1,4 +1,5 @@
 """`ts3ray results compact DIR`: merge a sweep's small Parquet files into one per table.
+`ts3ray results info RESULTS`: the provenance of a run or sweep (results/info.py).
 
 DIR is a sweep folder `<storage>/<name>` or its `results/` folder, local or a URI. Safe to
 run again, and while the sweep still runs (results/compact.py).
@@ -16,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = sub.add_parser("compact", help="one Parquet file per table (idempotent)")
     run.add_argument("results", metavar="DIR", help="a sweep folder or its results/ folder")
+    info = sub.add_parser("info", help="provenance: code and library versions, device, command")
+    info.add_argument("results", metavar="RESULTS", help="a sweep folder, its results/ or a run folder")
 
 
 def results_location(location: str) -> str:
@@ -32,6 +35,16 @@ def results_location(location: str) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.action == "info":
+        import sys
+
+        from ts3ray.results.info import report
+
+        lines, warnings = report(args.results)
+        print("\n".join(lines))
+        for line in warnings:
+            print(f"ts3ray: warning: {line}", file=sys.stderr)
+        return 0
     location = results_location(args.results)
     for table, (before, after) in compact(location).items():
         print(f"{table}: {before} file(s) -> {after}")

@@ -87,12 +87,18 @@ def _groups(fs: pafs.FileSystem, root: str, files: list[str]) -> list[list[str]]
 
 
 def _unified_schema(fs: pafs.FileSystem, files: list[str]) -> pa.Schema:
+    from ts3ray import provenance
+
     distinct: list[pa.Schema] = []
+    metas = []
     for path in files:
         found = scan.schema(fs, path)
+        metas.append(found.metadata)
         if not any(found.equals(seen) for seen in distinct):
             distinct.append(found)
-    return pa.unify_schemas(distinct, promote_options="permissive")
+    unified = pa.unify_schemas(distinct, promote_options="permissive")
+    merged = provenance.merged_metadata(metas)  # every distinct provenance of the files
+    return unified.with_metadata({**(unified.metadata or {}), **merged}) if merged else unified
 
 
 def _write_groups(fs, groups, schema, name):

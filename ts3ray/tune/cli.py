@@ -25,6 +25,7 @@ from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_experiment,
                                 check_scheduler_options, prepare, run_plan)
 from ts3ray.tune.search import check_sampler
 
+OPTUNA_JOURNAL = "optuna-journal.log"  # a search's study (JournalStorage) in its sweep folder
 ATTACHED_MAX_FAILURES = 3  # default retries on a cluster: a trial survives a few spot reclaims
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -36,6 +37,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quick: digits, short schedule, whole grid; paper: Sec. IV settings")
     parser.add_argument("--settings", help="DATASET:NOISE:RATE,... (default: the preset's)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML/JSON file of run keys for every trial (key=value wins)")
+    parser.add_argument("--spec", metavar="FILE",
+                        help="the whole sweep in one YAML file: kind, metric, parameters, "
+                             "scheduler, resources, settings, seeds, config, options "
+                             "(tune/spec.py); command-line flags win")
     where = parser.add_argument_group("storage, faults and resume")
     where.add_argument("--storage", help=f"local path or URI (default ${storage.STORAGE_ENV} "
                                          f"or ./{storage.DEFAULT_STORAGE})")
@@ -64,6 +71,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                             "once; its output goes to a log file it names")
     where.add_argument("--tune-loggers", action="store_true",
                        help="also write Tune's CSV and TensorBoard files per trial")
+    where.add_argument("--tracker", metavar="NAME",
+                       help="log every trial (resolved config, per-epoch metrics) to "
+                            "tensorboard | mlflow | wandb (optional extras: ts3ray[mlflow], "
+                            "ts3ray[wandb])")
     res = parser.add_argument_group("resources")
     res.add_argument("--cpus-per-trial", type=float, default=1.0)
     res.add_argument("--gpus-per-trial", type=_gpus, default=None, metavar="N|auto",
@@ -139,7 +150,10 @@ def _gpus(text: str) -> float | None:
 
 
 def base_values(args, preset) -> dict:
-    values = {**preset.values, **parse_overrides(args.overrides)}
+    from ts3ray.config import load_config_file
+
+    given = load_config_file(args.config) if getattr(args, "config", None) else {}
+    values = {**preset.values, **given, **parse_overrides(args.overrides)}
     # relative paths break inside trial working directories: absolute ones everywhere
     values["data_root"] = storage.absolute(str(values.get("data_root", "data")))
     return values
@@ -218,9 +232,17 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         raise UserError(f"--max-concurrent={args.max_concurrent} is not allowed: N >= 1")
     sampler = getattr(args, "sampler", "tpe")
     check_sampler(sampler)
+    from ts3ray.tune.trackers import check_tracker
+
+    check_tracker(args.tracker)
+    name = check_name(args.name or f"{args.sweep}-{args.preset}")
+    where = check_storage(args.storage or storage.default_storage())
+    journal = getattr(args, "optuna_storage", None)
+    if plan.search and not journal and storage.is_local(where):  # the study beside the sweep
+        journal = storage.resolve(storage.join(where, name, OPTUNA_JOURNAL))[1]
     return SweepOptions(
-        name=check_name(args.name or f"{args.sweep}-{args.preset}"),
-        storage=check_storage(args.storage or storage.default_storage()),
+        name=name,
+        storage=where,
         resources=TrialResources(args.cpus_per_trial, args.gpus_per_trial),
         scheduler=scheduler,
         grace_period=_given(args.grace_period, preset.grace_period),
@@ -234,11 +256,12 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         restart_errored=args.restart_errored,
         trust_storage=args.trust_storage,
         tune_loggers=args.tune_loggers,
+        tracker=args.tracker,
         gpu_memory_fraction=args.gpu_memory_fraction,
         num_samples=num_samples,
         sampler=sampler,
         seed=args.seed_list[0],
-        optuna_storage=getattr(args, "optuna_storage", None),
+        optuna_storage=journal,
         resume=args.resume,
         verbose=args.verbose,
     )
@@ -312,8 +335,13 @@ def best_trials(levels, signal: str | None, top: int = 10) -> str:
     selected_by = f"{SELECTION_COLUMNS[ranked_on]}_last"
     shown = [selected_by] if selected_by != "acc_sparse_last" else []
     columns = ["trial_id", *METHOD_PARAMS, "sparsity", *shown, "acc_sparse_last"]
-    ranked = full.sort_values(selected_by, ascending=False)[columns].head(top)
-    text = ranked.round(3).to_string(index=False)
+    ranked = full.sort_values(selected_by, ascending=False)[columns].head(top).copy()
+    percent = ["sparsity", *shown, "acc_sparse_last"]  # accuracies and sparsity in percent,
+    ranked[percent] = (100 * ranked[percent].astype(float)).round(2)  # parameters as they are
+    ranked = ranked.rename(columns={c: f"{c} (%)" for c in percent})
+    ranked[[c for c in METHOD_PARAMS if c in ranked]] = ranked[
+        [c for c in METHOD_PARAMS if c in ranked]].round(3)
+    text = ranked.to_string(index=False)
     if signal == "test":
         how = " (selected on TEST accuracy, as asked)"
     elif ranked_on == "test":
@@ -379,7 +407,27 @@ def detach(args, opts: SweepOptions) -> int:
     return 0
 
 
+def apply_spec(args):
+    """`--spec FILE`: the spec's words (tune/spec.py) under what the command line gave."""
+    if not getattr(args, "spec", None):
+        return args
+    from ts3ray.cli import OneLineParser
+    from ts3ray.tune.spec import spec_words
+
+    parser = OneLineParser(prog=f"ts3ray sweep {args.sweep}")
+    add_sweep_arguments(parser, args.sweep)
+    flags = {o[2:] for action in parser._actions for o in action.option_strings if o.startswith("--")}
+    overrides, words = spec_words(args.spec, args.sweep, flags)
+    merged = vars(parser.parse_args([*overrides, *words]))
+    for key, value in vars(args).items():
+        if key != "overrides" and value != parser.get_default(key):  # given on the command line
+            merged[key] = value
+    merged["overrides"] = [*merged["overrides"], *args.overrides]
+    return argparse.Namespace(**merged)
+
+
 def main(args) -> int:
+    args = apply_spec(args)  # before anything else: a spec's errors, all of them, first
     plan, opts = build(args)
     if getattr(args, "detach", False):
         return detach(args, opts)
@@ -391,6 +439,13 @@ def main(args) -> int:
     if args.verbose == 0:  # the per-trial lines below replace Tune's status tables
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     settings = RaySettings(args.address, args.num_cpus, args.num_gpus)
+    what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
+    print(f"ts3ray: sweep {opts.name} ({plan.sweep}, {what}) checked; starting Ray ...",
+          file=sys.stderr, flush=True)  # the first line, before Ray's own
+    if args.verbose == 0:
+        import logging
+
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)  # no "Wrote the latest ..."
     started = time.perf_counter()
     with ray_session(settings):
         import ray
@@ -421,4 +476,26 @@ def main(args) -> int:
             print_table(plan, opts, args)
         except UserError as err:  # the sweep itself succeeded
             print(f"ts3ray: no table: {err}", file=sys.stderr)
+    for line in next_steps(plan, opts):
+        print(line)
     return 1 if outcome.errors else 0
+
+
+def next_steps(plan: SweepPlan, opts: SweepOptions) -> list[str]:
+    """What to run next on this sweep's results: its table, plot, Pareto ticket, study."""
+    where = opts.experiment_path
+    table = plan.table or ("pareto" if plan.selected_on else "compare")
+    pareto = (" --select acc_sparse_last" if plan.common.get("val_fraction", 0) in (0, 0.0, None)
+              and not plan.selected_on else "")
+    lines = [f"next: ts3ray table {table} {where}   |   ts3ray plot pareto {where}{pareto} "
+             f"--out {opts.name}-pareto.png   |   ts3ray ticket export {where} --pareto{pareto} "
+             f"--out {opts.name}-pick.safetensors"]
+    if plan.search and opts.optuna_storage:
+        journal = opts.optuna_storage
+        lines.append(f"next: optuna-dashboard {journal}"
+                     f"   (study {opts.name}; pip install optuna-dashboard)")
+    if opts.tracker == "tensorboard":
+        lines.append(f"next: tensorboard --logdir {where}")
+    elif opts.tracker == "mlflow":
+        lines.append(f"next: mlflow ui   (experiment {opts.name})")
+    return lines

@@ -279,8 +279,14 @@ def search_plan(args, base: dict[str, Any]) -> SweepPlan:
         raise UserError(f"--seeds={args.seeds!r} is not allowed for a search: one seed per "
                         "study (run one search per seed, or a grid sweep with --seeds)")
     common = full_config({**base, **settings[0], "seed": args.seed_list[0]})
+    space = None
+    if getattr(args, "space", None):  # narrowed ranges (--space, a sweep spec's parameters)
+        from ts3ray.tune.search import MethodSpace, parse_space
+
+        epochs = int(common["epochs"])
+        space = MethodSpace(epochs, parse_space(args.space, epochs))
     return SweepPlan(sweep="search", common=common, search=True,
-                     searched=tuple(METHOD_PARAMS))
+                     searched=tuple(METHOD_PARAMS), space=space)
 
 
 def parse_method_options(text: str) -> dict[str, str]:
@@ -388,7 +394,11 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, help="trials (default: the preset's)")
     parser.add_argument("--sampler", default="tpe", help="tpe (seeded, default) | random | qmc")
     parser.add_argument("--optuna-storage", metavar="PATH_OR_URL",
-                        help="keep the Optuna study: a journal file path or an RDB URL")
+                        help="keep the Optuna study: a journal file path or an RDB URL "
+                             "(default: optuna-journal.log in the sweep folder)")
+    parser.add_argument("--space", metavar="NAME=LOW:HIGH,...",
+                        help="narrow the searched ranges, e.g. lam=0.2:0.8,e1=0:5 (lam, tau, "
+                             "gamma, e2_frac in [0, 1]; e1 an integer < E)")
 
 
 @dataclass(frozen=True)

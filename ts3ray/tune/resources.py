@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -323,7 +324,7 @@ def _start_local(settings: RaySettings) -> None:
     created_token = private_token_file()
     try:
         ray.init(address="local", num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
-                 include_dashboard=False,
+                 include_dashboard=False, logging_level=logging.WARNING,  # no start-up INFO
                  _system_config={"gcs_rpc_server_reconnect_timeout_s": GCS_RECONNECT_TIMEOUT_S})
     except BaseException:
         if created_token and auth_token_file().stat().st_size == 0:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ts3ray import storage
+from ts3ray import provenance, storage
 from ts3ray.results.writer import TABLE_BUILDERS, write_parquet
 
 # Columns a sweep adds to both tables, with fixed types so that every file of a sweep has the
@@ -53,6 +53,7 @@ class TrialInfo:
     started_at: float
     written_at: float = 0.0
     selected_on: str | None = None
+    provenance: dict[str, Any] | None = None  # schema metadata of every file (provenance.py)
 
 
 def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
@@ -88,6 +89,9 @@ class TrialWriter:
             if not new:
                 continue
             built = with_sweep_columns(TABLE_BUILDERS[table](new, config_values), info)
+            if info.provenance:
+                built = built.replace_schema_metadata(
+                    {**(built.schema.metadata or {}), **provenance.as_metadata(info.provenance)})
             write_parquet(built, chunk_location(self.results, table, info.trial_id, info.attempt,
                                                 run.global_epoch))
             self.written[table] = len(rows)

@@ -62,6 +62,7 @@ class SweepOptions:
     trust_storage: bool = False  # resume state that ts3ray cannot verify (trust.py)
     compact: bool = True  # merge the result files into one per table after the fit
     tune_loggers: bool = False  # Tune's CSV and TensorBoard files per trial
+    tracker: str | None = None  # tensorboard | mlflow | wandb (trackers.py)
     gpu_memory_fraction: bool = False  # cap each trial's GPU memory at its GPU share
     verbose: int = 0
 
@@ -101,7 +102,8 @@ def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettin
     return trainable.SweepSettings(
         sweep=plan.sweep, common=common, results_uri=opts.results_uri,
         checkpoint_every=opts.checkpoint_every, checkpoint_minutes=opts.checkpoint_minutes,
-        selected_on=plan.selected_on, cells=tuple(plan.cells),
+        selected_on=plan.selected_on, cells=tuple(plan.cells), argv=tuple(sys.argv),
+        tracked=opts.tracker is not None,
         gpu_memory_fraction=fraction if fraction and fraction < 1 else None)
 
 
@@ -154,6 +156,15 @@ def _short(value):
     return f"{value:.3g}" if isinstance(value, float) else value
 
 
+def trial_label(config: dict[str, Any]) -> str:
+    """`dataset=digits method=jocor prune_fraction=0.5 seed=0`: what a progress line shows of
+    a trial; λ τ γ E1 E2 only for TS3-Net (a competitor has none of them)."""
+    own = METHOD_PARAMS if config.get("method", "ts3net") == "ts3net" else ()
+    keys = ("dataset", "method", "variant", *own, "prune_fraction", "seed")
+    return " ".join(f"{k}={_short(v)}" for k, v in config.items() if k in keys
+                    and not (k == "variant" and not own))
+
+
 def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
     """Progress lines, lean trial state, and the one Tune logger the result grid reads."""
     from ray import tune
@@ -181,9 +192,7 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
         def _line(self, trial, verdict):
             self.finished += 1
             last = trial.last_result or {}
-            shown = " ".join(f"{k}={_short(v)}" for k, v in values(trial.config).items()
-                             if k in ("dataset", "method", "variant", *METHOD_PARAMS,
-                                      "prune_fraction", "seed"))
+            shown = trial_label(values(trial.config))
             print(f"[{self.finished}/{total}] {verdict} {trial.trial_id} {shown} "
                   f"{last.get(trainable.PROGRESS, 'no result')}", file=sys.stderr, flush=True)
 
@@ -200,7 +209,9 @@ def sweep_callbacks(plan: SweepPlan, opts: SweepOptions, total: int) -> list:
     callbacks = [SweepProgress(), LeanTrialState(reported, objective), JsonLoggerCallback()]
     if opts.tune_loggers:
         callbacks += [CSVLoggerCallback(), TBXLoggerCallback()]
-    return callbacks
+    from ts3ray.tune.trackers import tracker_callbacks
+
+    return callbacks + tracker_callbacks(opts.tracker, values, opts.name)
 
 
 def status_line(trials, levels, elapsed: float, total: int) -> str:
@@ -371,8 +382,11 @@ def write_record(plan: SweepPlan, opts: SweepOptions) -> None:
 
     record = sweep_record(plan, opts)
     signed = trust.signature(_record_text(record), trust.tuner_pkl(opts.experiment_path) or b"")
+    from ts3ray import provenance  # beside the signed record: not compared on a resume
+
     storage.write_text_atomic(storage.join(opts.experiment_path, RECORD),
-                              json.dumps({"record": record, "signature": signed}, indent=1))
+                              json.dumps({"record": record, "signature": signed,
+                                          "provenance": provenance.collect()}, indent=1))
 
 
 def resume_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -42,17 +42,24 @@ class MethodSpace:
     Tune saves it). It returns the derived E2 beside the sampled coordinates."""
 
     epochs: int
+    bounds: tuple[tuple[str, float, float], ...] = ()  # narrowed ranges (--space, a spec)
+
+    def range(self, coordinate: str) -> tuple[float, float]:
+        """The coordinate's range: its --space bounds, else the full one."""
+        full = (0, self.epochs - 1) if coordinate == "e1" else (0.0, 1.0)  # E1 < E
+        return next(((lo, hi) for name, lo, hi in self.bounds if name == coordinate), full)
 
     def __call__(self, trial) -> dict[str, Any]:
         values: dict[str, Any] = {}
         derived: dict[str, Any] = {}
         for name, param in METHOD_PARAMS.items():  # registry order: E1 before E2
             if param.search == "unit":
-                values[name] = trial.suggest_float(name, 0.0, 1.0)
+                values[name] = trial.suggest_float(name, *self.range(name))
             elif param.search == "epochs":
-                values[name] = trial.suggest_int(name, 0, self.epochs - 1)  # E1 < E
+                low, high = self.range(name)
+                values[name] = trial.suggest_int(name, int(low), int(high))
             else:  # "rest_fraction"
-                fraction = trial.suggest_float(E2_FRACTION, 0.0, 1.0)
+                fraction = trial.suggest_float(E2_FRACTION, *self.range(E2_FRACTION))
                 derived[name] = rest_epochs(fraction, self.epochs, values["e1"])
         return derived  # added to the suggested values by OptunaSearch
 
@@ -69,7 +76,36 @@ class MethodSpace:
                 point[E2_FRACTION] = values[name] / rest if rest else 0.0
             else:
                 point[name] = values[name]
+        for coordinate, value in point.items():  # the base point, clipped into --space
+            low, high = self.range(coordinate)
+            point[coordinate] = type(value)(min(max(value, low), high))
         return point
+
+
+def search_coordinates() -> tuple[str, ...]:
+    return tuple(coordinate(name) for name in METHOD_PARAMS)
+
+
+def parse_space(text: str, epochs: int) -> tuple[tuple[str, float, float], ...]:
+    """`--space lam=0.2:0.8,e1=0:5` -> ((lam, 0.2, 0.8), (e1, 0, 5)): narrowed ranges of
+    the searched coordinates (lam, tau, gamma, e2_frac in [0, 1]; e1 an integer < E)."""
+    out = []
+    names = search_coordinates()
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, _, bounds = item.partition("=")
+        low_text, _, high_text = bounds.partition(":")
+        full = (0, epochs - 1) if name == "e1" else (0.0, 1.0)
+        try:
+            low, high = (int(low_text), int(high_text)) if name == "e1" else \
+                (float(low_text), float(high_text))
+        except ValueError:
+            low = high = None
+        if name not in names or low is None or not full[0] <= low <= high <= full[1]:
+            raise UserError(f"--space item {item!r} is not allowed: NAME=LOW:HIGH with NAME one "
+                            f"of {', '.join(names)} and {full[0]} <= LOW <= HIGH <= {full[1]}"
+                            f"{' for e1 (E1 < E, integers)' if name == 'e1' else ''}")
+        out.append((name, low, high))
+    return tuple(out)
 
 
 OPTION_PREFIX = "option."  # a searched method option's coordinate (not a config key)
@@ -151,6 +187,9 @@ def optuna_storage(spec: str | None):
 
     if "://" in spec:
         return optuna.storages.RDBStorage(spec)
+    import os
+
+    os.makedirs(os.path.dirname(os.path.abspath(spec)), exist_ok=True)  # the sweep folder
     return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
 
@@ -165,14 +204,31 @@ def level_aware_search_class():
             super().__init__(*args, **kwargs)
             self.total_levels = total_levels  # R + 1: a full-budget trial finishes all
 
+        def _user_attrs(self, trial_id: str, result: dict | None) -> None:
+            """Beside the sampled values (E2 as e2_frac): the Tune trial id, the resolved E1
+            and E2, the last finished level and its reported test accuracy (never the
+            objective: the study optimises `self.metric`, a validation accuracy)."""
+            trial = self._ot_trials.get(trial_id)
+            if trial is None or not result or not result.get(LEVEL_END):
+                return
+            trial.set_user_attr("trial_id", trial_id)
+            for key in ("level", "e1", "e2"):
+                if key in result:
+                    trial.set_user_attr(key, int(result[key]))
+            if "acc" in result:
+                trial.set_user_attr("test_acc", float(result["acc"]))
+
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if result.get(LEVEL_END) and trial_id not in self._completed_trials:
+                self._user_attrs(trial_id, result)
                 self._ot_trials[trial_id].report(result[self.metric], result[LEVELS_DONE])
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False) -> None:
             stopped = (result and not error and trial_id not in self._completed_trials
                        and result.get(LEVELS_DONE, 0) < self.total_levels)
+            if trial_id not in self._completed_trials and not error:
+                self._user_attrs(trial_id, result)
             if not stopped:
                 super().on_trial_complete(trial_id, result, error)
                 return

@@ -62,6 +62,8 @@ class SweepSettings:
     selected_on: str | None = None  # val | clean_val | test, or None: the sweep chooses nothing
     gpu_memory_fraction: float | None = None  # torch's per-process cap on a shared GPU
     cells: tuple[dict[str, Any], ...] = ()  # the grid's cells; trial configs hold an index
+    argv: tuple[str, ...] = ()  # the driver's command line (provenance)
+    tracked: bool = False  # --tracker: report every epoch's metrics (trackers.py)
 
     @property
     def run_values(self) -> "RunValues":
@@ -109,13 +111,22 @@ def progress_text(record: dict[str, Any], run, attempt: int) -> str:
     return f"epoch {record['global_epoch']}/{run.total_epochs} {shown} attempt {attempt}"
 
 
-def tune_metrics(record: dict[str, Any], run, attempt: int, objective: str | None) -> dict[str, Any]:
-    """What Tune sees of a report (module docstring)."""
+def tune_metrics(record: dict[str, Any], run, attempt: int, objective: str | None,
+                 tracked: bool = False) -> dict[str, Any]:
+    """What Tune sees of a report (module docstring); with a tracker, the epoch's metrics
+    (trackers.py); at a level end, what Optuna keeps as user_attrs (search.py)."""
+    from ts3ray.tune.trackers import epoch_metrics
+
+    level_end = record["epoch"] == run.config.epochs
     metrics = {
         LEVELS_DONE: run.level,  # completed IMP levels: the scheduler's time axis
-        LEVEL_END: record["epoch"] == run.config.epochs,
+        LEVEL_END: level_end,
         PROGRESS: progress_text(record, run, attempt),
+        **(epoch_metrics(record) if tracked else {}),
     }
+    if level_end:  # the finished level, its reported test accuracy, the resolved schedule
+        metrics.update(level=record["round"], acc=record["acc_sparse"], e1=run.config.e1,
+                       e2=run.config.e2)
     if objective is not None:
         metrics[objective] = record[objective]
     return metrics
@@ -226,14 +237,22 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     checkpoint = tune.get_checkpoint()
     previous_attempt = load_checkpoint(run, checkpoint) if checkpoint is not None else 0
     trial_id = tune.get_context().get_trial_id()
+    from ts3ray import provenance, storage
+    from ts3ray.ticket_store import TicketStore
+
+    prov = provenance.collect(str(run.device), argv=list(settings.argv) or None,
+                              started_at=started_at)
+    run.tickets = TicketStore(storage.join(settings.results_uri, "tickets"), trial_id,
+                              provenance=prov)
     info = results.TrialInfo(
         sweep=settings.sweep, trial_id=trial_id, attempt=previous_attempt + 1,
         node=ray.get_runtime_context().get_node_id(), resumed_from=run.global_epoch,
-        started_at=started_at, selected_on=settings.selected_on)
+        started_at=started_at, selected_on=settings.selected_on, provenance=prov)
     writer = results.TrialWriter(settings.results_uri, info, run)
     try:
         if run.done:  # restored from its final checkpoint: every row is already written
-            metrics = tune_metrics(run.epoch_rows[-1], run, info.attempt, settings.objective)
+            metrics = tune_metrics(run.epoch_rows[-1], run, info.attempt, settings.objective,
+                                   settings.tracked)
             report(metrics, run, info.attempt, with_checkpoint=False)
             return
         clock, last_report = CheckpointClock(settings), time.monotonic()
@@ -244,8 +263,10 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
             due = clock.due(run, record)
             if due or level_end:
                 writer.flush(run)
-            if due or level_end or time.monotonic() - last_report >= HEARTBEAT_S:
-                metrics = tune_metrics(record, run, info.attempt, settings.objective)
+            if (due or level_end or settings.tracked
+                    or time.monotonic() - last_report >= HEARTBEAT_S):
+                metrics = tune_metrics(record, run, info.attempt, settings.objective,
+                                       settings.tracked)
                 report(metrics, run, info.attempt, with_checkpoint=due)
                 last_report = time.monotonic()
     finally:
