@@ -84,7 +84,8 @@ def count_files(root: str) -> dict[str, int]:
     for table in ("epochs", "levels"):
         counts[table] = sum(len([f for f in files if f.endswith(".parquet")])
                             for _, _, files in os.walk(os.path.join(root, table)))
-    # tickets: theta_0 once per trial, a bit-packed mask file per level (results/tickets.py)
+    # tickets: a bit-packed mask file per level and trial.json per trial, theta_0 once per
+    # distinct content (seed, architecture) (results/tickets.py)
     counts["tickets"] = sum(len(files) for _, _, files in os.walk(os.path.join(root, "tickets")))
     counts["other"] = sum(len(files) for d, _, files in os.walk(root)
                           if not d.startswith(tuple(os.path.join(root, t)
