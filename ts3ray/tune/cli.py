@@ -221,6 +221,9 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         raise UserError(f"--max-failures={args.max_failures} is not allowed: N >= 0")
     if args.restart_errored and not args.resume:
         raise UserError("--restart-errored applies only with --resume")
+    if args.trust_storage and not args.resume:
+        raise UserError("--trust-storage applies only with --resume (a new sweep unpickles "
+                        "nothing from its storage); drop it, or add --resume")
     for option, value, least in (("--num-cpus", args.num_cpus, 1), ("--num-gpus", args.num_gpus, 0)):
         if value is not None and value < least:
             raise UserError(f"{option}={value} is not allowed: N >= {least}")

@@ -418,19 +418,19 @@ def check_resume(plan: SweepPlan, opts: SweepOptions) -> None:
     settings, --restart-errored and where the data lives may change: they apply.)"""
     from ts3ray.tune import trust
 
+    trust.check_trust_option(opts.experiment_path, opts.trust_storage)
     raw = storage.read_bytes(storage.join(opts.experiment_path, RECORD))
     try:
         kept = json.loads(raw) if raw is not None else None
-        stored = kept["record"]
+        stored, signed = kept["record"], kept["signature"]
     except (ValueError, TypeError, KeyError):
-        if not opts.trust_storage:
-            raise UserError(f"--resume: {opts.experiment_path} has no valid ts3ray record "
-                            f"({RECORD}): not a sweep this ts3ray started, or changed since; "
-                            "pass --trust-storage to hand it to Tune anyway") from None
-        return
-    if not opts.trust_storage:
-        trust.check_signature(opts.experiment_path, _record_text(stored), kept.get("signature"))
-    trust.check_folder(opts.experiment_path, opts.trust_storage)
+        raise UserError(f"--resume: {opts.experiment_path} has no valid signed ts3ray record "
+                        f"({RECORD}): not a sweep this ts3ray started, or changed since; refusing "
+                        "to unpickle its state (even with --trust-storage)") from None
+    trust.check_signature(opts.experiment_path, _record_text(stored), signed)  # always
+    statement = trust.check_folder(opts.experiment_path, opts.trust_storage)
+    if statement:
+        print(statement, file=sys.stderr, flush=True)
     changed = resume_differences(stored, sweep_record(plan, opts))
     if changed:
         raise UserError(f"--resume: this command differs from the stored sweep in "

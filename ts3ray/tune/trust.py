@@ -14,6 +14,12 @@ experiment state: whoever can write there can run code on the driver. ts3ray the
    change while a sweep runs and cannot be signed, so only their owner may write them.
 3. on object stores (S3, GCS, ...), where ownership cannot be read, resumes only with
    `--trust-storage`: the user states that only they can write that prefix (bucket policy).
+   It covers only what cannot be signed (the experiment state Tune rewrites while it runs):
+   a signature that exists is checked all the same, and the resume says what it trusts.
+
+`--trust-storage` is refused where it would only switch a check off: without `--resume`, on
+local storage (ownership is checked there instead) and on a sweep without a valid signed
+record (nothing ts3ray wrote is left to trust: a planted `tuner.pkl` would run).
 
 What remains: a process of the same user, or an object-store principal with write access,
 can still change the state between this check and Ray's read. Keep sweep storage writable
@@ -94,16 +100,33 @@ def local_problems(experiment: str) -> list[str]:
     return problems
 
 
-def check_folder(experiment: str, trust_storage: bool) -> None:
-    """Points 2 and 3 of the module docstring."""
+def check_trust_option(experiment: str, trust_storage: bool) -> None:
+    """`--trust-storage` only where a check cannot be made (module docstring)."""
+    if trust_storage and storage.is_local(experiment):
+        raise UserError(f"--trust-storage is not allowed with local --storage ({experiment}): "
+                        "ts3ray checks the signature and the ownership of a local sweep itself; "
+                        "fix the ownership/permissions (chmod go-w) instead")
+
+
+def trusted_statement(experiment: str) -> str:
+    """What `--trust-storage` trusts, said once when it is accepted."""
+    return (f"ts3ray: --trust-storage: trusting that only you can write {experiment}: Tune's "
+            f"experiment state there ({', '.join(UNPICKLED[1:])}*) is unpickled unsigned; "
+            f"{TUNER_PKL} and the sweep record were checked against their signature")
+
+
+def check_folder(experiment: str, trust_storage: bool) -> str | None:
+    """Points 2 and 3 of the module docstring; the statement of what is trusted, if any."""
+    check_trust_option(experiment, trust_storage)
     if not storage.is_local(experiment):
         if not trust_storage:
             raise UserError(f"--resume: {experiment} is on an object store, where ts3ray cannot "
-                            "check who may write Tune's pickled state; pass --trust-storage if only "
-                            "you can write that prefix")
-        return
+                            "check who may write Tune's pickled experiment state; pass "
+                            "--trust-storage if only you can write that prefix")
+        return trusted_statement(experiment)
     problems = local_problems(experiment)
-    if problems and not trust_storage:
+    if problems:
         raise UserError(f"--resume: Tune unpickles this sweep's state, and {problems[0]}"
                         f"{f' (and {len(problems) - 1} more)' if len(problems) > 1 else ''}; fix "
-                        "the ownership/permissions (chmod go-w) or pass --trust-storage")
+                        "the ownership/permissions (chmod go-w), then resume")
+    return None
