@@ -14,6 +14,10 @@ killed `data fetch`, and (unless --no-ray) a local sweep's listening sockets (`s
 and a driver killed while its local Ray runs. A fault is survived when the documented
 outcome holds (listed with each).
 
+More cases come from every tests/probe_cases_*.py: its ``BAD_INPUTS`` (same tuples),
+``build(world)`` writing the files they need, and optional ``FAULTS`` (name -> callable(tmp)
+returning (survived, detail)).
+
 Prints one line per failure (all with --verbose) and the totals:
 "N bad inputs tried, M handled cleanly; K faults tried, L survived".
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import os
 import shutil
@@ -109,6 +114,11 @@ def generated_inputs() -> list[tuple[str, list[str], int, str, str]]:
         ("no command", [], 2, "required", "err"),
     ]
     return cases
+
+
+def probe_modules() -> list:
+    """Every tests/probe_cases_*.py: BAD_INPUTS, build(world) and optional FAULTS."""
+    return [importlib.import_module(path.stem) for path in sorted(HERE.glob("probe_cases_*.py"))]
 
 
 def run_input(world: Path, case) -> tuple[bool, str]:
@@ -347,9 +357,14 @@ def main_probe() -> int:
     try:
         world = tmp / "world"
         world.mkdir()
+        modules = probe_modules()
         with contextlib.redirect_stdout(io.StringIO()):
             build_world(world)
+            for module in modules:
+                module.build(world)
         cases = list(BAD_INPUTS) + generated_inputs()
+        for module in modules:
+            cases += list(module.BAD_INPUTS)
         clean = 0
         for case in cases:
             ok, detail = run_input(world, case)
@@ -370,6 +385,9 @@ def main_probe() -> int:
             "a lock left by a SIGKILLed run": lambda: fault_stale_lock(tmp, reference),
             "data fetch killed mid-copy": lambda: fault_killed_fetch(tmp),
         }
+        for module in modules:
+            for name, probe in getattr(module, "FAULTS", {}).items():
+                faults[name] = (lambda probe=probe: probe(tmp))
         listing: list[str] = []
         if not opts.no_ray:
             def sweep():
