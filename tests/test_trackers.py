@@ -47,7 +47,7 @@ def test_tensorboard_event_files_hold_the_epoch_metrics(search):
         scalars = read_scalars(path)
         trial = path.parent.name.removeprefix("trial_")
         rows = epochs[epochs["trial_id"] == trial].sort_values("global_epoch")
-        acc = scalars["ray/tune/acc"]
+        acc = scalars["ray/tune/test_acc"]
         assert [step for step, _ in acc] == rows["global_epoch"].tolist() == list(range(1, 7))
         assert [v for _, v in acc] == pytest.approx(rows["acc_sparse"].tolist(), abs=1e-6)
         assert [v for _, v in scalars["ray/tune/val_acc"]] == pytest.approx(

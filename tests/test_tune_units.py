@@ -432,3 +432,35 @@ def test_the_driver_hands_freed_heap_pages_back_to_the_system():
     assert returner.due()
     assert rss_mb() < held - 50, "the ~90 MB freed between the kept blocks stayed resident"
     assert len(kept) == 1563
+
+
+@pytest.mark.parametrize("argv, column", [
+    (["search", "--num-samples", "2"], "val_acc_sparse"),
+    (["grid", "--grid", "lam=0.1,0.2", "--scheduler", "asha"], "val_acc_sparse"),
+    (["search", "--num-samples", "2", "--objective", "test"], "acc_sparse"),
+])
+def test_what_chooses_is_validation_unless_test_is_asked_for(argv, column):
+    from ts3ray.tune.runner import objective_metric
+
+    plan, _ = build(parse([*argv, "epochs=4", "e1=1", "e2=1", "rounds=1"]))
+    assert objective_metric(plan) == column
+
+
+def test_tune_sees_test_accuracy_only_under_a_name_that_says_test():
+    """A level end reports the level's test accuracy as `test_acc` (never a bare `acc` a
+    scheduler could be pointed at by mistake); the objective is the validation column."""
+    from ts3ray.tune.trackers import EPOCH_METRICS
+    from ts3ray.tune.trainable import tune_metrics
+
+    run = LotteryRun(make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1,
+                                  "rounds": 1, "val_fraction": 0.2}))
+    records = list(run.epochs())
+    level_end = records[1]
+    metrics = tune_metrics(level_end, run, attempt=1, objective="val_acc_sparse", tracked=True)
+    assert metrics["test_acc"] == level_end["acc_sparse"]
+    assert metrics["val_acc_sparse"] == level_end["val_acc_sparse"]
+    mid = tune_metrics(records[0], run, attempt=1, objective="val_acc_sparse")
+    assert "test_acc" not in mid and mid["val_acc_sparse"] == records[0]["val_acc_sparse"]
+    test_names = {name for name, column in EPOCH_METRICS.items() if column.startswith("acc_")}
+    assert test_names and all(name.startswith("test_") for name in test_names)
+    assert "acc" not in metrics

@@ -215,8 +215,8 @@ def level_aware_search_class():
             for key in ("level", "e1", "e2"):
                 if key in result:
                     trial.set_user_attr(key, int(result[key]))
-            if "acc" in result:
-                trial.set_user_attr("test_acc", float(result["acc"]))
+            if "test_acc" in result:
+                trial.set_user_attr("test_acc", float(result["test_acc"]))
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if result.get(LEVEL_END) and trial_id not in self._completed_trials:

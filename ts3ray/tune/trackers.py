@@ -26,7 +26,7 @@ PROJECT = "ts3ray"
 
 # what a tracked trial reports per epoch (columns of the epochs table, short names)
 EPOCH_METRICS = {"level": "round", "epoch": "epoch", "global_epoch": "global_epoch",
-                 "acc": "acc_sparse", "val_acc": "val_acc_sparse", "acc_dense": "acc_dense",
+                 "test_acc": "acc_sparse", "val_acc": "val_acc_sparse", "test_acc_dense": "acc_dense",
                  "clean_val_acc": "clean_val_acc_sparse", "label_precision": "label_precision",
                  "sparsity": "sparsity", "lr": "lr"}
 

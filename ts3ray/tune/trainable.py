@@ -125,7 +125,7 @@ def tune_metrics(record: dict[str, Any], run, attempt: int, objective: str | Non
         **(epoch_metrics(record) if tracked else {}),
     }
     if level_end:  # the finished level, its reported test accuracy, the resolved schedule
-        metrics.update(level=record["round"], acc=record["acc_sparse"], e1=run.config.e1,
+        metrics.update(level=record["round"], test_acc=record["acc_sparse"], e1=run.config.e1,
                        e2=run.config.e2)
     if objective is not None:
         metrics[objective] = record[objective]
