@@ -322,6 +322,9 @@ def _start_local(settings: RaySettings) -> None:
 
     check_local_settings(settings)
     created_token = private_token_file()
+    # Ray's "token authentication is enabled" warning: the line printed below says it
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
     try:
         ray.init(address="local", num_cpus=settings.num_cpus, num_gpus=settings.num_gpus,
                  include_dashboard=False, logging_level=logging.WARNING,  # no start-up INFO

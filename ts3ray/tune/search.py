@@ -251,7 +251,10 @@ def make_searcher(base: dict[str, Any], metric: str, *, sampler: str = "tpe", se
                   total_levels: int | None = None, space=None):
     """A level-aware OptunaSearch over `space` (default `MethodSpace(base['epochs'])`, TS3-Net's
     five parameters) maximising `metric`, starting from the base values."""
+    import optuna
+
     check_sampler(sampler)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line
     space = space or MethodSpace(int(base["epochs"]))
     return level_aware_search_class()(
         space=space,
