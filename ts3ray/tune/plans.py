@@ -436,7 +436,8 @@ def scope_to_methods(configs: list[dict[str, Any]], methods: list[str]) -> list[
     out, dropped_somewhere, acted = [], {}, set()
     for values in configs:
         given = frozenset(values.get(GIVEN, ()))
-        config = RunConfig(**full_config(values, check_files=False, given=()))
+        unmarked = {k: v for k, v in values.items() if k != GIVEN}
+        config = RunConfig(**full_config(unmarked, check_files=False, given=()))
         drop = {key for _, keys in no_effect(config, given) for key in keys}
         for key in drop:
             dropped_somewhere.setdefault(key, values)
