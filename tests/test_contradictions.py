@@ -176,3 +176,14 @@ def test_a_ten_million_cell_grid_is_refused_fast_and_small(tmp_path):
     assert seconds < 10, seconds
     assert peak_kib < 1024 * 1024, peak_kib
     assert not (tmp_path / "st").exists()
+
+
+@pytest.mark.parametrize("section", ["scheduler:\n  name: asha\n  reduction_factor: .inf",
+                                     "resources:\n  cpus_per_trial: .nan",
+                                     "resources:\n  max_concurrent: 99999999999999999999"])
+def test_a_spec_number_is_checked_after_parsing(tmp_path, capsys, section):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"kind: grid\nparameters:\n  lam: [0, 1]\n{section}\n")
+    store = tmp_path / "st"
+    _refused(["sweep", "grid", "--spec", str(spec), "--storage", str(store)], capsys, store,
+             "is not allowed")
