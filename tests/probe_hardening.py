@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from test_hardening import (BAD_INPUTS, OPTS, OUT, RUN, _listening_sockets,  # noqa: E402
+from test_hardening import (BAD_INPUTS, OPTS, OUT, RUN, _listening_sockets, last_wins,  # noqa: E402
                             _mnist, build_world, cli, cli_env, snapshot)
 from processes import ctrl_c_as_from_a_terminal, process_tree  # noqa: E402
 from ts3ray.cli import main  # noqa: E402
@@ -113,7 +113,7 @@ def generated_inputs() -> list[tuple[str, list[str], int, str, str]]:
         ("cluster no action", ["cluster"], 2, "required", "err"),
         ("no command", [], 2, "required", "err"),
     ]
-    return cases
+    return [(i, last_wins(argv), *rest) for i, argv, *rest in cases]
 
 
 def probe_modules() -> list:

@@ -52,7 +52,7 @@ def test_compare_plan_crosses_methods_settings_and_seeds():
 
 def test_compare_method_options_merge_over_the_preset():
     plan, _ = build(parse(["compare", "--methods", "jocor,dividemix,ce", "--method-options",
-                           "dividemix.evaluate=ensemble jocor.lam=0.5,itlm.reselect_every=2"]))
+                           "dividemix.evaluate=ensemble jocor.lam=0.5"]))
     options = {cell["method"]: items(cell["method_options"]) for cell in plan.cells}
     assert options["jocor"]["lam"] == "0.5" and options["dividemix"]["evaluate"] == "ensemble"
     assert options["dividemix"]["warmup_epochs"] == "5" and options["ce"] == {}
@@ -95,7 +95,7 @@ def test_compare_trials_to_the_printed_table(tmp_path, capsys):
                   "epochs=2", "e1=1", "e2=1", "rounds=1"])
     plan, opts = build(args)
     for i, cell in enumerate(plan.cells):
-        config = make_config({**plan.common, **cell})
+        config = make_config({**plan.common, **cell}, given=())  # as the trainable does
         run = LotteryRun(config)
         list(run.epochs())
         table = level_table(run.level_rows, config.to_dict())

@@ -25,7 +25,10 @@ TINY = {"epochs": 2, "e1": 1, "e2": 1, "rounds": 1, "batch_size": 4, "eval_batch
 
 
 def run_rows(root, small: ImageTransform | None = None, **values):
-    config = make_config({**TINY, "data_root": str(root), **values})
+    values = {**TINY, "data_root": str(root), **values}
+    if values.get("data_path") == "device":  # data_workers has no effect there: refused
+        values.pop("data_workers")
+    config = make_config(values)
     dataset = None
     if small is not None:  # the real loader, a smaller output size (module docstring)
         dataset = dataclasses.replace(load_file_dataset(config.dataset, root), transform=small)

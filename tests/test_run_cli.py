@@ -37,7 +37,9 @@ BAD = [
 @pytest.mark.parametrize("extra, names, allowed", BAD)
 def test_bad_values_give_one_clear_line_exit_2_and_write_nothing(tmp_path, capsys, extra, names, allowed):
     out = tmp_path / "out"
-    code = main(["run", *BASE, *extra, "--out", str(out), "--quiet"])
+    given = {item.partition("=")[0] for item in extra}  # a key given twice is refused
+    base = [item for item in BASE if item.partition("=")[0] not in given]
+    code = main(["run", *base, *extra, "--out", str(out), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1, err

@@ -72,6 +72,7 @@ def test_entropy_scale_is_one_over_the_classes():
 
 TINY = dict(dataset="synthetic", noise="sym", noise_rate=0.4, epochs=2, e1=1, e2=1, rounds=1,
             prune_fraction=0.5, device="cpu", seed=3)
+NO_PRUNING = {k: v for k, v in TINY.items() if k != "prune_fraction"}  # rounds=0: refused
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_options_without_effect_are_refused(values, key):
 
 
 def test_code_refinement_trains_and_counts_relabels(dataset):
-    run = LotteryRun(make_config({**TINY, "refine_loss": "code", "tau": 0.3, "rounds": 0,
+    run = LotteryRun(make_config({**NO_PRUNING, "refine_loss": "code", "tau": 0.3, "rounds": 0,
                                   "epochs": 3, "e1": 1, "e2": 1}, check_files=False),
                      dataset=dataset)
     rows = list(run.epochs())
@@ -153,7 +154,7 @@ def test_tail_mean_by_hand_on_a_twelve_epoch_record():
 
 
 def test_level_rows_carry_the_three_reporting_rules(dataset):
-    run = LotteryRun(make_config({**TINY, "val_fraction": 0.25, "epochs": 3, "e1": 1, "e2": 1,
+    run = LotteryRun(make_config({**NO_PRUNING, "val_fraction": 0.25, "epochs": 3, "e1": 1, "e2": 1,
                                   "rounds": 0}, check_files=False), dataset=dataset)
     epochs = list(run.epochs())
     level = run.level_rows[0]

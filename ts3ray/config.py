@@ -40,7 +40,7 @@ from typing import Any, get_type_hints
 from ts3ray.devices import DEVICES, parse_device
 from ts3ray.errors import ConfigError
 from ts3ray.method.names import METHOD_NAMES, PROTOCOLS
-from ts3ray.values import parse_text, type_name
+from ts3ray.values import check_number, format_value, parse_text, type_name
 
 SELECTIONS = ("rate", "gmm")
 ORDERS = ("sparse_first", "dense_first")
@@ -240,7 +240,9 @@ def parse_value(key: str, text: Any) -> Any:
         raise ConfigError(key, text, f"unknown key; known keys: {', '.join(FIELD_NAMES)}")
     kind = FIELD_TYPES[key]
     if not isinstance(text, str):
-        return _typed_value(key, text, kind)
+        value = _typed_value(key, text, kind)
+        check_number(key, text, value)
+        return value
     return parse_text(key, text.strip(), kind, none_words=("", "none", "auto"))
 
 
@@ -265,11 +267,14 @@ def _typed_value(key: str, value: Any, kind) -> Any:
     raise ConfigError(key, value, f"expected {type_name(kind)}")
 
 
-def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = True) -> RunConfig:
+def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = True,
+                given: Any = None) -> RunConfig:
     """Build a config: base defaults < the dataset's paper defaults < `overrides`.
 
     Values may be strings (from the command line); they are parsed by field type. The result
-    is validated (see :func:`validate`).
+    is validated (see :func:`validate`), and a key in `given` (default: every key of
+    `overrides`; the keys the user gave) that has no effect in the result is refused
+    (:func:`refuse_no_effect`).
     """
     overrides = dict(overrides or {})
     parsed = {k: parse_value(k, v) for k, v in overrides.items()}
@@ -288,7 +293,108 @@ def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = 
     values = resolve_values(values, set(parsed))  # the protocol's recipe, the full options
     config = RunConfig(**values)
     validate(config, check_files=check_files)
+    refuse_no_effect(config, set(overrides) if given is None else set(given))
     return config
+
+
+# -- options given where they have no effect ------------------------------------------------
+# The nominal training-set size per dataset (before any hold-out): what `val_fraction` holds
+# out of, per class round(f * n / C) (data/split.py), checked before any data is read.
+NOMINAL_TRAIN_SIZES = {"digits": 1437, "mnist": 60000, "fashion-mnist": 60000,
+                       "cifar10": 50000, "cifar100": 50000, "synthetic": 2000,
+                       "synthetic-cifar": 10000, "animal10n": 50000, "clothing1m": 1000000,
+                       "webvision50": 65944}
+
+
+def held_out_images(config: RunConfig) -> int | None:
+    """About how many training images `val_fraction` holds out (None: size unknown)."""
+    n = NOMINAL_TRAIN_SIZES.get(config.dataset)
+    if n is None:
+        return None
+    classes = _num_classes(config.dataset)
+    return classes * math.floor(config.val_fraction * n / classes + 0.5)
+
+
+def _num_classes(dataset: str) -> int:
+    from ts3ray import data
+
+    return data.num_classes_of(dataset)
+
+
+def _selects_by_rate(c: RunConfig) -> bool:
+    from ts3ray.method.registry import method_def
+
+    return method_def(c.method).uses_select_rate and (c.method != "ts3net" or c.selection == "rate")
+
+
+def _val_fraction_effect(c: RunConfig) -> bool:
+    held = held_out_images(c)
+    return c.val_fraction == 0 or held is None or held > 0
+
+
+def _val_fraction_consistent(c: RunConfig) -> str:
+    n = NOMINAL_TRAIN_SIZES[c.dataset]
+    least = _num_classes(c.dataset) / (2 * n)
+    return (f"it holds out 0 of {c.dataset}'s {n} training images (round(f x n / C) per "
+            f"class); use val_fraction >= {least:.2g}, or 0 to hold out nothing")
+
+
+@dataclass(frozen=True)
+class NoEffectRule:
+    """Keys that act only where `applies(config)` holds; given elsewhere they are refused."""
+
+    keys: tuple[str, ...]
+    applies: Any  # Callable[[RunConfig], bool]
+    consistent: Any  # str, or Callable[[RunConfig], str]: what would be consistent
+
+
+NO_EFFECT_RULES: tuple[NoEffectRule, ...] = (
+    NoEffectRule(("lam", "tau", "gamma", "order"), lambda c: c.method == "ts3net",
+                 lambda c: f"they act only with method=ts3net (TS3-Net's Eqs. 5-7, Table X), "
+                           f"not method={c.method}; drop them, or use method_options for "
+                           f"{c.method}'s own options"),
+    NoEffectRule(("select_rate",), _selects_by_rate,
+                 lambda c: "it acts only with methods that select by a rate (ts3net with "
+                           "selection=rate, coteaching, jocor, itlm), not method="
+                           f"{c.method}{' selection=' + c.selection if c.method == 'ts3net' else ''}"),
+    NoEffectRule(("momentum",), lambda c: c.optimizer == "sgd",
+                 lambda c: f"it acts only with optimizer=sgd (this run's optimiser is {c.optimizer})"),
+    NoEffectRule(("adam_beta1", "adam_beta2"), lambda c: c.optimizer == "adam",
+                 lambda c: f"they act only with optimizer=adam (this run's optimiser is "
+                           f"{c.optimizer})"),
+    NoEffectRule(("lr_decay_factor",),
+                 lambda c: c.lr_schedule == "exponential" or (c.lr_schedule == "step"
+                                                              and bool(c.lr_decay_epochs)),
+                 lambda c: "it acts only with a decaying schedule: lr_schedule=exponential, or "
+                           "step with lr_decay_epochs (this run: "
+                           f"lr_schedule={c.lr_schedule}, lr_decay_epochs="
+                           f"{','.join(map(str, c.lr_decay_epochs)) or 'none'})"),
+    NoEffectRule(("data_workers",), lambda c: c.data_path != "device",
+                 "it acts only when batches stream (data_path=auto or stream), not with "
+                 "data_path=device"),
+    NoEffectRule(("prune_fraction", "prune_output"), lambda c: c.rounds >= 1,
+                 "they act only with rounds >= 1 (rounds=0 trains the dense network only)"),
+    NoEffectRule(("val_fraction",), _val_fraction_effect, _val_fraction_consistent),
+)
+
+
+def no_effect(config: RunConfig, given) -> list[tuple[NoEffectRule, list[str]]]:
+    """The rules whose keys were given (in `given`) where they have no effect."""
+    out = []
+    for rule in NO_EFFECT_RULES:
+        hit = [k for k in rule.keys if k in given]
+        if hit and not rule.applies(config):
+            out.append((rule, hit))
+    return out
+
+
+def refuse_no_effect(config: RunConfig, given) -> None:
+    """ConfigError for the first key given where it has no effect (NO_EFFECT_RULES)."""
+    for rule, hit in no_effect(config, given):
+        consistent = rule.consistent(config) if callable(rule.consistent) else rule.consistent
+        others = ", ".join(f"{k}={format_value(getattr(config, k))}" for k in hit[1:])
+        raise ConfigError(hit[0], getattr(config, hit[0]), f"no effect here"
+                          f"{f' (nor {others})' if others else ''}: {consistent}")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -437,7 +543,11 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ConfigError("argument", item, "key=value (e.g. lam=0.5)")
-        out[key.strip()] = value
+        if key in out:
+            raise ConfigError(key, value, f"{key} given once (it is given twice: "
+                              f"{key}={out[key]} and {key}={value})")
+        out[key] = value
     return out

@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_config(args):
     values = load_config_file(args.config) if args.config else {}
     values.update(parse_overrides(args.overrides))
+    given = set(values) - {"ticket"}  # what the user gave: the no-effect rules look at these
     args.ticket = None
     if values.get("ticket"):  # ticket=FILE: the ticket's own configuration, its level only
         from ts3ray.results.tickets import read
@@ -75,9 +76,9 @@ def build_config(args):
     if getattr(args, "download", False):  # fetch first, then validate as usual
         from ts3ray.data import load_dataset
 
-        config = make_config(values, check_files=False)
+        config = make_config(values, check_files=False, given=given)
         load_dataset(config.dataset, config.data_root, download=True)
-    return make_config(values)
+    return make_config(values, given=given)
 
 
 class RunDirectory:

@@ -9,7 +9,7 @@ resolved values (a changed default changes the id) and every Parquet row says wh
 from __future__ import annotations
 
 import dataclasses
-import math
+import re
 from typing import Any
 
 from ts3ray.errors import ConfigError
@@ -18,7 +18,15 @@ from ts3ray.values import format_value, parse_text
 
 
 def split_options(text: str) -> list[str]:
-    return [item.strip() for item in str(text).replace(" ", ",").split(",") if item.strip()]
+    """Items of "a=1,b=2" (commas and/or spaces); an empty item (`a=1,,b=2`) is refused."""
+    text = str(text).strip()
+    if not text:
+        return []
+    items = re.split(r"\s*,\s*|\s+", text)
+    if "" in items:
+        raise ConfigError("method_options", text, "key=value items separated by single commas "
+                          "(an empty item between two commas)")
+    return items
 
 
 def parse_options(text: str, cls: type | None, method: str) -> dict[str, Any]:
@@ -35,10 +43,7 @@ def parse_options(text: str, cls: type | None, method: str) -> dict[str, Any]:
             raise ConfigError(key, raw, f"unknown option of {method}; known: {known}")
         if key in out:
             raise ConfigError("method_options", text, f"{key} given once (it is given twice)")
-        value = parse_text(key, raw, types[key], none_words=("", "none", "off"))
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(key, raw, "a finite number")
-        out[key] = value
+        out[key] = parse_text(key, raw, types[key], none_words=("", "none", "off"))
     return out
 
 

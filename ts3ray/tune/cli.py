@@ -17,13 +17,15 @@ from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
 from ts3ray.errors import UserError
 from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
-                               check_selection, parse_list, selection_signal)
+                               check_selection, parse_list, selection_signal,
+                               check_trial_count, with_given)
 from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known,
                                    check_satisfiable, concurrent_capacity, ray_session,
                                    resolve_gpus, startable_node_types, startable_worker_limits)
 from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_experiment,
                                 check_scheduler_options, prepare, run_plan)
 from ts3ray.tune.search import check_sampler
+from ts3ray.values import finite_float
 
 OPTUNA_JOURNAL = "optuna-journal.log"  # a search's study (JournalStorage) in its sweep folder
 ATTACHED_MAX_FAILURES = 3  # default retries on a cluster: a trial survives a few spot reclaims
@@ -61,7 +63,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--checkpoint-every", type=int, metavar="K",
                        help="also checkpoint every K epochs (default: at every IMP level end "
                             "and on the --checkpoint-minutes timer)")
-    where.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="M",
+    where.add_argument("--checkpoint-minutes", type=finite_float, default=10.0, metavar="M",
                        help="checkpoint when M minutes passed since the last one (default 10)")
     where.add_argument("--keep-checkpoints", type=int, default=2, metavar="N",
                        help="checkpoints kept per trial (default 2)")
@@ -76,7 +78,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                             "tensorboard | mlflow | wandb (optional extras: ts3ray[mlflow], "
                             "ts3ray[wandb])")
     res = parser.add_argument_group("resources")
-    res.add_argument("--cpus-per-trial", type=float, default=1.0)
+    res.add_argument("--cpus-per-trial", type=finite_float, default=1.0)
     res.add_argument("--gpus-per-trial", type=_gpus, default=None, metavar="N|auto",
                      help="fractions pack trials on one GPU (0.25: four per GPU); default auto: "
                           "a share by architecture (resources.GPU_SHARE_BY_ARCH) when the "
@@ -98,7 +100,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                             "(default: none; search: asha; refused for sensitivity/sparsity)")
     sched.add_argument("--grace-period", type=int,
                        help="ASHA: IMP levels a trial completes before it may be stopped (default 1)")
-    sched.add_argument("--reduction-factor", type=float, default=3.0,
+    sched.add_argument("--reduction-factor", type=finite_float, default=3.0,
                        help="ASHA: keep the best 1/F at each rung (default 3: on a 64-cell digits "
                             "grid it saved 47%% of trial-epochs against 39%% with 2, same pick)")
     sched.add_argument("--objective", choices=tuple(SELECTION_COLUMNS),
@@ -143,20 +145,18 @@ def _gpus(text: str) -> float | None:
     """`--gpus-per-trial`: a number, or `auto` (None, resolved once Ray is up)."""
     if text.strip().lower() == "auto":
         return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'auto'") from None
+    return finite_float(text)
 
 
 def base_values(args, preset) -> dict:
     from ts3ray.config import load_config_file
 
     given = load_config_file(args.config) if getattr(args, "config", None) else {}
-    values = {**preset.values, **given, **parse_overrides(args.overrides)}
+    overrides = parse_overrides(args.overrides)
+    values = {**preset.values, **given, **overrides}
     # relative paths break inside trial working directories: absolute ones everywhere
     values["data_root"] = storage.absolute(str(values.get("data_root", "data")))
-    return values
+    return with_given(values, [*given, *overrides])  # no-effect rules: only what the user gave
 
 
 def check_name(name: str) -> str:
@@ -231,6 +231,8 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
     num_samples = _given(getattr(args, "num_samples", None), preset.num_samples)
     if num_samples < 1:
         raise UserError(f"--num-samples={num_samples} is not allowed: >= 1")
+    if plan.search:
+        check_trial_count("search", {"samples": num_samples})
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UserError(f"--max-concurrent={args.max_concurrent} is not allowed: N >= 1")
     sampler = getattr(args, "sampler", "tpe")
@@ -425,8 +427,16 @@ def apply_spec(args):
     for key, value in vars(args).items():
         if key != "overrides" and value != parser.get_default(key):  # given on the command line
             merged[key] = value
-    merged["overrides"] = [*merged["overrides"], *args.overrides]
+    merged["overrides"] = merge_overrides(merged["overrides"], args.overrides)
     return argparse.Namespace(**merged)
+
+
+def merge_overrides(spec: list[str], command_line: list[str]) -> list[str]:
+    """The spec's key=value words with the command line's over them, key by key (a key
+    repeated within one source is refused later, by parse_overrides)."""
+    given = {item.partition("=")[0].strip() for item in command_line}
+    return [*(item for item in spec if item.partition("=")[0].strip() not in given),
+            *command_line]
 
 
 def main(args) -> int:

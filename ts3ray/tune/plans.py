@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import itertools
+import math
 
 from ts3ray.config import (DATASET_DEFAULTS, METHOD_NAMES, METHOD_PARAMS, SELECTION_COLUMNS, make_config,
                            parse_value)
 from ts3ray.errors import UserError
 from ts3ray.method.names import PROTOCOLS
+from ts3ray.values import INT_LIMIT
 
+MAX_TRIALS = 10_000  # trials of one sweep; counted before any trial's config is built
 CHOOSING_VAL_FRACTION = 0.1  # held out by sweeps that choose, unless val_fraction is given
 PRUNE_FRACTIONS = (0.3, 0.4, 0.5, 0.6)  # Sec. IV-A: p_f; R = 3 gives the 12 levels
 
@@ -131,13 +134,35 @@ def parse_settings(text: str) -> list[dict[str, Any]]:
 
 
 def parse_list(option: str, text: str, kind: Callable = str) -> list:
+    """`a,b,c` typed by `kind`: an empty item (`a,,c`) or an item twice is refused."""
+    words = [v.strip() for v in text.split(",")]
+    if not any(words):
+        raise UserError(f"{option}={text!r} is not allowed: an empty list")
+    if "" in words:
+        raise UserError(f"{option}={text!r} is not allowed: an empty item between commas; "
+                        "V1,V2,... with one comma between values")
     try:
-        items = [kind(v.strip()) for v in text.split(",") if v.strip()]
+        items = [kind(v) for v in words]
     except ValueError:
         raise UserError(f"{option}={text!r} is not allowed: a comma-separated list") from None
-    if not items:
-        raise UserError(f"{option}={text!r} is not allowed: an empty list")
+    for word, item in zip(words, items):
+        if isinstance(item, float) and not math.isfinite(item) or isinstance(item, int) and not (
+                -INT_LIMIT < item < INT_LIMIT):
+            raise UserError(f"{option} {word!r} is not allowed: a finite number (it reads as "
+                            f"{item if isinstance(item, float) else 'an integer beyond 2**63'})")
+    _refuse_repeats(option, words, items)
     return items
+
+
+def _refuse_repeats(option: str, words: list[str], items: list) -> None:
+    """One line naming the first value given twice (as text, or equal once parsed)."""
+    seen: dict[Any, str] = {}
+    for word, item in zip(words, items):
+        key = repr(item)
+        if key in seen:
+            same = f" (equal to {seen[key]!r})" if seen[key] != word else ""
+            raise UserError(f"{option} {word!r} is given twice{same}: each value once")
+        seen[key] = word
 
 
 def parse_names(option: str, text: str, allowed) -> list[str]:
@@ -152,16 +177,27 @@ def parse_names(option: str, text: str, allowed) -> list[str]:
 CHOOSING = "_choosing_val_fraction"  # carried in a plan's base values (apply_selection)
 
 
-def full_config(values: dict[str, Any], check_files: bool = True) -> dict[str, Any]:
+GIVEN = "_given_keys"  # carried in a plan's base values: the keys the user gave (base_values)
+
+
+def with_given(values: dict[str, Any], keys) -> dict[str, Any]:
+    """`values` with `keys` added to the keys the user gave (a sweep's own axes count)."""
+    return {**values, GIVEN: frozenset(values.get(GIVEN, ())) | frozenset(keys)}
+
+
+def full_config(values: dict[str, Any], check_files: bool = True, given=None) -> dict[str, Any]:
     """Validated values of every RunConfig field (raises ConfigError / DataMissingError).
     A choosing sweep's hold-out applies where neither the user nor the dataset's defaults
-    (MNIST: 1/6, the paper's 50,000 training images) set val_fraction."""
+    (MNIST: 1/6, the paper's 50,000 training images) set val_fraction. A key the user gave
+    (GIVEN; else `given`; else every key) with no effect in the result is refused."""
     values = dict(values)
     choosing = values.pop(CHOOSING, None)
+    marked = values.pop(GIVEN, None)
+    given = marked if marked is not None else given
     if choosing and "val_fraction" not in values:
         defaults = DATASET_DEFAULTS.get(values.get("dataset", "digits"), {})
         values["val_fraction"] = defaults.get("val_fraction") or choosing
-    return make_config(values, check_files=check_files).to_dict()
+    return make_config(values, check_files=check_files, given=given).to_dict()
 
 
 def full_configs(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -171,7 +207,7 @@ def full_configs(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for c in out:
         if (c["dataset"], c["data_root"]) not in checked:
             checked.add((c["dataset"], c["data_root"]))
-            full_config(c)
+            full_config(c, given=())  # checked above; now its files
     return out
 
 
@@ -194,6 +230,17 @@ def unique(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def check_trial_count(sweep: str, factors: dict[str, int]) -> int:
+    """The sweep's trial count, a product of list lengths, refused over MAX_TRIALS before
+    one configuration is materialised (a 10^7-cell grid costs nothing to refuse)."""
+    count = math.prod(factors.values())
+    if count > MAX_TRIALS:
+        how = " x ".join(f"{n} {what}" for what, n in factors.items())
+        raise UserError(f"the {sweep} sweep has {count:,} trials ({how}): at most "
+                        f"{MAX_TRIALS:,} per sweep; narrow it, or split it into sweeps")
+    return count
+
+
 # -- the sweeps -------------------------------------------------------------------------
 def _grid(sweep: str, configs: list[dict[str, Any]], table: str | None,
           searched: tuple[str, ...] = ()) -> SweepPlan:
@@ -204,8 +251,12 @@ def _grid(sweep: str, configs: list[dict[str, Any]], table: str | None,
 
 def sensitivity_plan(args, base: dict[str, Any]) -> SweepPlan:
     params = parse_names("--params", args.params, METHOD_PARAMS)
+    settings = parse_settings(args.settings)
+    check_trial_count("sensitivity", {"settings": len(settings), "seeds": len(args.seed_list),
+                                      "values": sum(len(METHOD_PARAMS[p].table_ix) for p in params)})
     configs = []
-    for setting in parse_settings(args.settings):
+    base = with_given(base, params)
+    for setting in settings:
         start = {**base, **setting}
         for seed in args.seed_list:
             for param in params:
@@ -221,8 +272,13 @@ def sparsity_plan(args, base: dict[str, Any]) -> SweepPlan:
     fractions = parse_list("--prune-fractions", args.prune_fractions, float)
     variants = parse_list("--variants", args.variants)
     archs = parse_list("--archs", args.archs) if args.archs else [None]
+    settings = parse_settings(args.settings)
+    check_trial_count("sparsity", {"settings": len(settings), "archs": len(archs),
+                                   "variants": len(variants), "seeds": len(args.seed_list),
+                                   "prune fractions": len(fractions)})
     configs = []
-    for setting in parse_settings(args.settings):
+    base = with_given(base, ("prune_fraction",))
+    for setting in settings:
         for arch in archs:
             for variant in variants:
                 for seed in args.seed_list:
@@ -247,10 +303,15 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                             "(e.g. lam=0,0.5,1)")
         if key in axes:
             raise UserError(f"--grid {key} is given twice: one KEY=V1,V2,... per key")
-        values = [v.strip() for v in text.split(",") if v.strip()]
-        if not values:
+        words = [v.strip() for v in text.split(",")]
+        if not any(words):
             raise UserError(f"--grid {item!r} is not allowed: at least one value")
-        axes[key] = list(dict.fromkeys(parse_value(key, v) for v in values))
+        if "" in words:
+            raise UserError(f"--grid {item!r} is not allowed: an empty value between commas; "
+                            f"{key}=V1,V2,... with one comma between values")
+        values = [parse_value(key, v) for v in words]
+        _refuse_repeats(f"--grid {key}", words, values)
+        axes[key] = values
     if not axes:
         raise UserError("--grid is empty: give KEY=V1,V2,... items (e.g. lam=0,0.5,1)")
     return axes
@@ -262,8 +323,12 @@ def grid_plan(args, base: dict[str, Any]) -> SweepPlan:
     trials into groups that ASHA never ranks against each other."""
     axes = parse_grid(args.grid.split() if isinstance(args.grid, str) else args.grid)
     names = list(axes)
+    settings = parse_settings(args.settings)
+    check_trial_count("grid", {"settings": len(settings), "seeds": len(args.seed_list),
+                               **{f"{n} values": len(axes[n]) for n in names}})
     configs = []
-    for setting in parse_settings(args.settings):
+    base = with_given(base, names)
+    for setting in settings:
         for seed in args.seed_list:
             for combo in itertools.product(*(axes[n] for n in names)):
                 configs.append({**base, **setting, "seed": seed, **dict(zip(names, combo))})
@@ -337,19 +402,57 @@ def compare_plan(args, base: dict[str, Any]) -> SweepPlan:
     elif budget is not None:
         raise UserError(f"--tune-budget applies only with --protocol controlled (given with "
                         f"--protocol {args.protocol})")
-    options = merge_method_options(COMPARE_METHOD_OPTIONS.get(args.preset, {}),
-                                   parse_method_options(args.method_options or ""))
+    given_options = parse_method_options(args.method_options or "")
+    for method in given_options:
+        if method not in methods:
+            first = given_options[method].split(",")[0]
+            raise UserError(f"--method-options {method}.{first} is not allowed: {method} is not "
+                            f"in --methods ({','.join(methods)}); drop its options or add it "
+                            "to --methods")
+    options = merge_method_options(COMPARE_METHOD_OPTIONS.get(args.preset, {}), given_options)
     for method in options:
         if method not in methods:
-            options[method] = ""  # not run: nothing to check
+            options[method] = ""  # not run: nothing to check (the preset's own options)
+    settings = parse_settings(args.settings)
+    check_trial_count("compare", {"settings": len(settings), "methods": len(methods),
+                                  "seeds": len(args.seed_list)})
     configs = []
-    for setting in parse_settings(args.settings):
+    for setting in settings:
         for method in methods:
             for seed in args.seed_list:
                 configs.append({**base, **setting, "seed": seed, "method": method,
                                 "method_options": options.get(method, ""),
                                 "protocol": args.protocol})
-    return _grid("compare", configs, table="compare")
+    return _grid("compare", scope_to_methods(configs, methods), table="compare")
+
+
+def scope_to_methods(configs: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    """A key the user gave a compare sweep acts on the methods it applies to (config.py's
+    NO_EFFECT_RULES: lam only on ts3net, select_rate only on methods that select by a rate,
+    momentum only with SGD, ...) and is dropped for the others; a key that acts on none of
+    the methods is refused."""
+    from ts3ray.config import RunConfig, no_effect
+
+    out, dropped_somewhere, acted = [], {}, set()
+    for values in configs:
+        given = frozenset(values.get(GIVEN, ()))
+        unmarked = {k: v for k, v in values.items() if k != GIVEN}
+        config = RunConfig(**full_config(unmarked, check_files=False, given=()))
+        drop = {key for _, keys in no_effect(config, given) for key in keys}
+        for key in drop:
+            dropped_somewhere.setdefault(key, values)
+        acted |= given - drop
+        kept = {k: v for k, v in values.items() if k not in drop}
+        out.append({**kept, GIVEN: given - drop} if GIVEN in values else kept)
+    for key, values in dropped_somewhere.items():
+        if key not in acted:
+            try:
+                full_config(values, check_files=False)
+            except UserError as err:
+                why = getattr(err, "allowed", str(err))
+                raise UserError(f"{key}={values[key]} is not allowed for the compare sweep: it "
+                                f"acts on none of --methods {','.join(methods)} ({why})") from None
+    return out
 
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:

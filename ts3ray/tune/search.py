@@ -104,6 +104,8 @@ def parse_space(text: str, epochs: int) -> tuple[tuple[str, float, float], ...]:
             raise UserError(f"--space item {item!r} is not allowed: NAME=LOW:HIGH with NAME one "
                             f"of {', '.join(names)} and {full[0]} <= LOW <= HIGH <= {full[1]}"
                             f"{' for e1 (E1 < E, integers)' if name == 'e1' else ''}")
+        if any(name == seen for seen, _, _ in out):
+            raise UserError(f"--space {name} is given twice: one NAME=LOW:HIGH per name")
         out.append((name, low, high))
     return tuple(out)
 

@@ -114,7 +114,7 @@ class SpecReader:
                               "a list of DATASET:NOISE:RATE, e.g. [digits:sym:0.4]")
         self.flag("settings", items)
 
-    def scheduler(self, value: Any) -> None:
+    def scheduler(self, value: Any) -> None:  # numbers: finite and int64 (values.check_number)
         if isinstance(value, str):
             value = {"name": value}
         if not isinstance(value, dict):
@@ -126,7 +126,8 @@ class SpecReader:
             elif key == "name" and item not in ("none", "asha"):
                 self.error("scheduler.name", item, "none | asha")
             elif key != "name" and (isinstance(item, bool) or not isinstance(item, (int, float))
-                                    or (kind is int and not isinstance(item, int)) or item <= 0):
+                                    or (kind is int and not isinstance(item, int))
+                                    or not _finite(item) or item <= 0):
                 self.error(f"scheduler.{key}", item, f"a positive {kind.__name__}")
             else:
                 self.flag("scheduler" if key == "name" else key, item)
@@ -139,7 +140,7 @@ class SpecReader:
             if kind is None:
                 self.error(f"resources.{key}", item, f"an unknown key; known: {', '.join(RESOURCE_FLAGS)}")
             elif (isinstance(item, bool) or not isinstance(item, (int, float))
-                  or (kind is int and not isinstance(item, int)) or item < 0):
+                  or (kind is int and not isinstance(item, int)) or not _finite(item) or item < 0):
                 self.error(f"resources.{key}", item, f"a number >= 0{' (integer)' if kind is int else ''}")
             else:
                 self.flag(key, item)
@@ -244,3 +245,14 @@ def spec_words(path: str, kind: str, flags: set[str]) -> tuple[list[str], list[s
     if reader.errors:
         raise SpecErrors(reader.errors)
     return reader.overrides, reader.argv
+
+
+def _finite(item) -> bool:
+    """A number a flag can carry: finite (`.inf`, `.nan`, 1e309 refused), |int| < 2**63."""
+    import math
+
+    from ts3ray.values import INT_LIMIT
+
+    if isinstance(item, float):
+        return math.isfinite(item)
+    return -INT_LIMIT < item < INT_LIMIT

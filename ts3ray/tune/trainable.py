@@ -233,7 +233,7 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     values = run_values(trial_config)
     values["device"] = assigned_device(str(values.get("device", "auto")))
     gpu_hygiene(values["device"], settings)
-    run = LotteryRun(make_config(values))
+    run = LotteryRun(make_config(values, given=()))  # the driver refused what the user gave
     checkpoint = tune.get_checkpoint()
     previous_attempt = load_checkpoint(run, checkpoint) if checkpoint is not None else 0
     trial_id = tune.get_context().get_trial_id()
