@@ -187,3 +187,14 @@ def test_a_spec_number_is_checked_after_parsing(tmp_path, capsys, section):
     store = tmp_path / "st"
     _refused(["sweep", "grid", "--spec", str(spec), "--storage", str(store)], capsys, store,
              "is not allowed")
+
+
+@pytest.mark.parametrize("method", ["ce", "jocor", "dividemix"])
+def test_a_whole_resolved_config_passed_back_in_is_accepted(method):
+    """A config.json (every key, defaults included) makes the same config again; a key at
+    its default value changes nothing, so it cannot contradict. A changed one still does."""
+    config = make_config({"method": method, "epochs": 20, "e1": 5, "e2": 5})
+    again = make_config(config.to_dict())
+    assert again == config
+    with pytest.raises(Exception, match="lam"):
+        make_config({**config.to_dict(), "lam": 0.9})

@@ -293,7 +293,14 @@ def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = 
     values = resolve_values(values, set(parsed))  # the protocol's recipe, the full options
     config = RunConfig(**values)
     validate(config, check_files=check_files)
-    refuse_no_effect(config, set(overrides) if given is None else set(given))
+    given = set(overrides) if given is None else set(given)
+    hits = {k for _, keys in no_effect(config, given) for k in keys}
+    if hits:  # a key given at the value it has anyway changes nothing (a config.json passed
+        # back in): only one that differs from the config made without it can contradict
+        without = make_config({k: v for k, v in overrides.items() if k not in hits},
+                              check_files=False, given=())
+        given -= {k for k in hits if getattr(without, k) == getattr(config, k)}
+    refuse_no_effect(config, given)
     return config
 
 
