@@ -209,3 +209,37 @@ def test_trial_files_carry_the_sweep_id(tmp_path):
     files = sorted(tmp_path.rglob("*.parquet"))
     assert len(files) == 3  # epochs 1 and 2, level 0
     assert all(pq.read_schema(p).metadata[SWEEP_ID_KEY] == OURS.encode() for p in files)
+
+
+def test_without_a_manifest_files_that_carry_an_id_are_another_sweeps(tmp_path, capsys):
+    results = tmp_path / "results"  # a sweep from before ids: its files carry none
+    _epochs(results, "A", 1, [1, 2], sweep_id=None)
+    _epochs(results, "B", 1, [1], sweep_id=None)
+    tagged = _epochs(results, "C", 1, [1, 2, 3], sweep_id=THEIRS)
+    before = _sha(tagged)
+    assert cli(["results", "compact", str(results)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "epochs: 2 file(s) -> 1 (3 rows)"
+    assert err == (f"ts3ray: warning: left in place: {tagged} (another sweep's id {THEIRS}; "
+                   f"this folder has no {MANIFEST})\n")
+    assert _sha(tagged) == before
+
+
+def test_a_sweep_file_whose_column_type_the_others_cannot_join_is_left_in_place(tmp_path, capsys):
+    results = tmp_path / "results"
+    _manifest(results)
+    _epochs(results, "A", 1, [1])
+    _epochs(results, "B", 1, [1])
+    odd = results / "epochs" / "C" / "a001-e0000001.parquet"
+    table = pq.read_table(results / "epochs" / "A" / "a001-e0000001.parquet")
+    table = table.set_column(table.schema.get_field_index("val_acc"), "val_acc",
+                             pa.array(["high"])).replace_schema_metadata(table.schema.metadata)
+    odd.parent.mkdir(parents=True)
+    pq.write_table(table, odd)
+    before = _sha(odd)
+    assert cli(["results", "compact", str(results)]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "epochs: 2 file(s) -> 1 (2 rows)"
+    assert err == (f"ts3ray: warning: left in place: {odd} (schema differs: val_acc is string, "
+                   "the sweep's is double)\n")
+    assert _sha(odd) == before
