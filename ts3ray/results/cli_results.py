@@ -50,8 +50,10 @@ def main(args: argparse.Namespace) -> int:
 
     location = results_location(args.results)
     for done in compact_sweep(location):
-        dropped = f", {done.copies_dropped} superseded copies dropped" if done.copies_dropped else ""
-        print(f"{done.table}: {done.before} file(s) -> {done.after} ({done.rows} rows{dropped})")
+        note = f"{done.rows} rows"
+        if done.copies_dropped:
+            note += f", {done.copies_dropped} superseded copies dropped"
+        print(f"{done.table}: {done.before} file(s) -> {done.after} ({note})")
         for path, why in done.left_in_place:
             print(f"ts3ray: warning: left in place: {path} ({why})", file=sys.stderr)
     return 0

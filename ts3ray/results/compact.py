@@ -37,7 +37,7 @@ from ts3ray import storage
 from ts3ray.errors import DamagedData, UserError, one_line
 from ts3ray.results import scan, sweep_files
 from ts3ray.results.load import NEWEST_LAST, ROW_KEYS
-from ts3ray.results.sweep_files import COMPACTED_PREFIX  # noqa: F401 - where it was
+from ts3ray.results.sweep_files import COMPACTED_PREFIX
 
 
 @dataclass
