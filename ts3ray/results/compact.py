@@ -162,12 +162,14 @@ def _unified_schema(schemas: list[pa.Schema], sweep_id: str | None) -> pa.Schema
     return unified.with_metadata(meta)
 
 
-def _write_groups(fs, groups, schema, name):
+def _write_groups(fs, groups, schema, name, keys: list[pa.Table]):
     """A writer function for storage.write_atomic: each group's newest copies, streamed in
-    row groups of about ROWS_PER_GROUP rows."""
+    row groups of about ROWS_PER_GROUP rows; the distinct keys of every source row read are
+    appended to `keys` (what the merged file is checked against)."""
     def tables():
         for group in groups:
             table = scan.concat([_read(fs, f) for f in group])
+            keys.append(_key_columns(table, name))
             yield newest_copies(table, name) if len(group) > 1 else table  # copies of a row
             # only arise across one trial's files
 
@@ -185,19 +187,18 @@ def _write_groups(fs, groups, schema, name):
     return write
 
 
+def _key_columns(table: pa.Table, name: str) -> pa.Table:
+    """The key columns of `table` (trial and epoch or level) in fixed types."""
+    return pa.table({k: table.column(k).cast(pa.string() if k == "trial_id" else pa.int64())
+                     for k in sweep_files.key_columns(name)})
+
+
 def _distinct_keys(table: pa.Table, name: str) -> pa.Table:
     """The distinct keys of `table`'s rows in fixed types, sorted."""
     keys = sweep_files.key_columns(name)
-    typed = pa.table({k: table.column(k).cast(pa.string() if k == "trial_id" else pa.int64())
-                      for k in keys})
+    typed = _key_columns(table, name)
     return typed.group_by(list(keys)).aggregate([]).select(list(keys)).sort_by(
         [(k, "ascending") for k in keys])
-
-
-def _source_keys(fs: pafs.FileSystem, files: list[str], name: str) -> pa.Table:
-    keys = sweep_files.key_columns(name)
-    parts = [_distinct_keys(_read(fs, f, keys), name) for f in files]
-    return _distinct_keys(scan.concat(parts), name)
 
 
 def _verify(fs: pafs.FileSystem, target: str, expected: pa.Table, name: str) -> int:
@@ -230,15 +231,16 @@ def compact_table_report(results: str, name: str, sweep_id: str | None) -> Table
         return done  # nothing to do: already one compacted file (or none)
     target_name = sweep_files.compacted_name(hashlib.sha1("\n".join(files).encode()).hexdigest())
     target = f"{root}/{target_name}"
-    expected = _source_keys(fs, files, name)
+    keys: list[pa.Table] = []
     try:
         schema = _unified_schema([own[f][0] for f in files], sweep_id)
-        write = _write_groups(fs, _groups(fs, root, files), schema, name)
+        write = _write_groups(fs, _groups(fs, root, files), schema, name, keys)
         storage.write_atomic(storage.join(location, target_name), write)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
         raise UserError(f"results compact: cannot merge the {name} files under {root}: "
                         f"{one_line(str(err).splitlines()[0], 160)}; nothing was deleted") from None
-    rows = _verify(fs, target, expected, name)
+    rows = _verify(fs, target, _distinct_keys(pa.concat_tables(keys), name), name)  # keys: one
+    # table per group read, and there is at least one
     for path in files:  # only now: the merged file holds every row of them
         if path != target:
             fs.delete_file(path)
