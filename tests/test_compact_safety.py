@@ -245,3 +245,19 @@ def test_a_sweep_file_whose_column_type_the_others_cannot_join_is_left_in_place(
     assert err == (f"ts3ray: warning: left in place: {odd} (schema differs: val_acc is string, "
                    "the sweep's is double)\n")
     assert _sha(odd) == before
+
+
+def test_a_file_damaged_inside_stops_the_write_and_leaves_no_trace(tmp_path, capsys):
+    results = tmp_path / "results"
+    _manifest(results)
+    _epochs(results, "A", 1, [1, 2])
+    hurt = _epochs(results, "B", 1, [1, 2, 3])
+    data = bytearray(hurt.read_bytes())
+    data[4:64] = b"\xff" * 60  # the first data page's header: the footer still reads
+    hurt.write_bytes(bytes(data))
+    assert pq.ParquetFile(hurt).metadata.num_rows == 3
+    before = _snapshot(tmp_path)
+    assert cli(["results", "compact", str(results)]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"ts3ray: error: results compact: {hurt} is truncated or unreadable")
+    assert _snapshot(tmp_path) == before  # no merged file, no temporary file, every source

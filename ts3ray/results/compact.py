@@ -243,7 +243,10 @@ def compact_table_report(results: str, name: str, sweep_id: str | None) -> Table
     # table per group read, and there is at least one
     for path in files:  # only now: the merged file holds every row of them
         if path != target:
-            fs.delete_file(path)
+            try:
+                fs.delete_file(path)
+            except FileNotFoundError:  # a compaction running beside this one deleted it
+                pass
     _remove_empty_folders(fs, root)
     after = [p for p in _listing(fs, root) if sweep_files.name_problem(p[len(root):].lstrip("/"))
              is None and p not in dict(left)]

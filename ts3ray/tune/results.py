@@ -3,8 +3,8 @@
 Layout (storage.SweepLayout): `<results>/<table>/<trial_id>/a<attempt>-e<last epoch>.parquet`
 for tables `epochs` and `levels`. A trial attempt appends, at every level end and checkpoint,
 one file per table holding the rows it produced since its previous write (tagged with the
-sweep's id, results/sweep_files.py): never a rewrite of
-earlier rows, one upload per file on object stores. Each file carries the columns of the
+sweep's id, results/sweep_files.py): never a rewrite of earlier rows, one upload per file on
+object stores. Each file carries the columns of the
 attempt that wrote it (`attempt`, `node`, `started_at`, `written_at`), so a retried trial
 keeps the history of where each row came from. The rows are written *before* the checkpoint
 that covers them is reported, so a retry resumes at or after every row already written and
@@ -30,6 +30,7 @@ from ts3ray.results.sweep_files import SWEEP_COLUMNS, chunk_name, id_metadata
 from ts3ray.results.writer import TABLE_BUILDERS, write_parquet
 
 __all__ = ["SWEEP_COLUMNS", "TrialInfo", "TrialWriter", "chunk_location", "row_budget"]
+
 
 @dataclass(frozen=True)
 class TrialInfo:
