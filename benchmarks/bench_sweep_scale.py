@@ -87,7 +87,9 @@ def count_files(root: str) -> dict[str, int]:
     # tickets: a bit-packed mask file per level and trial.json per trial, theta_0 once per
     # distinct content (seed, architecture) (results/tickets.py)
     counts["tickets"] = sum(len(files) for _, _, files in os.walk(os.path.join(root, "tickets")))
-    counts["other"] = sum(len(files) for d, _, files in os.walk(root)
+    # other: anything else, but for the sweep's id manifest (results/sweep_files.py)
+    counts["other"] = sum(len([f for f in files if (d, f) != (root, "ts3ray-results.json")])
+                          for d, _, files in os.walk(root)
                           if not d.startswith(tuple(os.path.join(root, t)
                                                     for t in ("epochs", "levels", "tickets"))))
     return counts

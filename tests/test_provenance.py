@@ -40,8 +40,9 @@ def test_a_run_records_its_provenance(tmp_path, capsys):
     assert "warning" not in shown.err
 
 
-def _levels_file(path, prov):
-    table = pa.table({"run_id": ["r"], "round": [0], "sparsity": [0.0]})
+def _levels_file(path, prov):  # a sweep's levels file: its trial folder names its trial_id
+    table = pa.table({"run_id": ["r"], "trial_id": [path.parent.name], "round": [0],
+                      "sparsity": [0.0]})
     pq.write_table(table.replace_schema_metadata(provenance.as_metadata(prov)), path)
 
 

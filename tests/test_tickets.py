@@ -59,6 +59,9 @@ def test_a_sweep_records_provenance_in_manifest_and_compacted_parquet(sweep, cap
         kept = provenance.from_metadata(pq.read_schema(merged).metadata)
         assert 1 <= len(kept) <= 4  # per trial: distinct start times (to the second) kept
         assert {p["git_commit"] for p in kept} == {manifest["provenance"]["git_commit"]}
+        # the sweep's id, from its results manifest, is in every file (compaction checks it)
+        sweep_id = json.loads((sweep / "results" / "ts3ray-results.json").read_text())["sweep_id"]
+        assert pq.read_schema(merged).metadata[b"ts3ray.sweep_id"] == sweep_id.encode()
     assert cli(["results", "info", str(sweep)]) == 0
     shown = capsys.readouterr()
     assert "ts3ray-sweep.json: 1 distinct" in shown.out and "mixes" not in shown.err

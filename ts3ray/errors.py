@@ -14,6 +14,13 @@ class UserError(Exception):
     exit_code = 2
 
 
+class DamagedData(UserError):
+    """A file that must be read is truncated, corrupt or unreadable: the command stops,
+    having changed nothing, and exits 1 (like other failures of what is stored)."""
+
+    exit_code = 1
+
+
 class ConfigError(UserError, ValueError):
     """A configuration value is not allowed."""
 

@@ -2,7 +2,8 @@
 `ts3ray results info RESULTS`: the provenance of a run or sweep (results/info.py).
 
 DIR is a sweep folder `<storage>/<name>` or its `results/` folder, local or a URI. Safe to
-run again, and while the sweep still runs (results/compact.py).
+run again, and while the sweep still runs (results/compact.py). Only the sweep's own files
+are merged and deleted; every other file is named in one line, `left in place: PATH (why)`.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import argparse
 
 from ts3ray import storage
 from ts3ray.errors import UserError
-from ts3ray.results.compact import compact
+from ts3ray.results.compact import compact_sweep
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +46,14 @@ def main(args: argparse.Namespace) -> int:
         for line in warnings:
             print(f"ts3ray: warning: {line}", file=sys.stderr)
         return 0
+    import sys
+
     location = results_location(args.results)
-    for table, (before, after) in compact(location).items():
-        print(f"{table}: {before} file(s) -> {after}")
+    for done in compact_sweep(location):
+        note = f"{done.rows} rows"
+        if done.copies_dropped:
+            note += f", {done.copies_dropped} superseded copies dropped"
+        print(f"{done.table}: {done.before} file(s) -> {done.after} ({note})")
+        for path, why in done.left_in_place:
+            print(f"ts3ray: warning: left in place: {path} ({why})", file=sys.stderr)
     return 0

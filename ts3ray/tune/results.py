@@ -2,8 +2,9 @@
 
 Layout (storage.SweepLayout): `<results>/<table>/<trial_id>/a<attempt>-e<last epoch>.parquet`
 for tables `epochs` and `levels`. A trial attempt appends, at every level end and checkpoint,
-one file per table holding the rows it produced since its previous write: never a rewrite of
-earlier rows, one upload per file on object stores. Each file carries the columns of the
+one file per table holding the rows it produced since its previous write (tagged with the
+sweep's id, results/sweep_files.py): never a rewrite of earlier rows, one upload per file on
+object stores. Each file carries the columns of the
 attempt that wrote it (`attempt`, `node`, `started_at`, `written_at`), so a retried trial
 keeps the history of where each row came from. The rows are written *before* the checkpoint
 that covers them is reported, so a retry resumes at or after every row already written and
@@ -25,20 +26,10 @@ from typing import Any
 import pyarrow as pa
 
 from ts3ray import provenance, storage
+from ts3ray.results.sweep_files import SWEEP_COLUMNS, chunk_name, id_metadata
 from ts3ray.results.writer import TABLE_BUILDERS, write_parquet
 
-# Columns a sweep adds to both tables, with fixed types so that every file of a sweep has the
-# same schema (a column that is None in every row would otherwise be typed `null`).
-SWEEP_COLUMNS: dict[str, pa.DataType] = {
-    "sweep": pa.string(),
-    "trial_id": pa.string(),
-    "attempt": pa.int64(),  # 1 + the attempt of the checkpoint this attempt resumed from
-    "node": pa.string(),
-    "resumed_from": pa.int64(),  # global epoch this attempt restored (0: a fresh start)
-    "started_at": pa.float64(),  # wall-clock start of this attempt (time.time())
-    "written_at": pa.float64(),  # wall-clock time this file was written
-    "selected_on": pa.string(),  # what the sweep chose on: val | clean_val | test | null
-}
+__all__ = ["SWEEP_COLUMNS", "TrialInfo", "TrialWriter", "chunk_location", "row_budget"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +45,7 @@ class TrialInfo:
     written_at: float = 0.0
     selected_on: str | None = None
     provenance: dict[str, Any] | None = None  # schema metadata of every file (provenance.py)
+    sweep_id: str | None = None  # schema metadata of every file (results/sweep_files.py)
 
 
 def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
@@ -68,7 +60,7 @@ def with_sweep_columns(table: pa.Table, info: TrialInfo) -> pa.Table:
 
 
 def chunk_location(results: str, table: str, trial_id: str, attempt: int, last_epoch: int) -> str:
-    return storage.join(results, table, trial_id, f"a{attempt:03d}-e{last_epoch:07d}.parquet")
+    return storage.join(results, table, trial_id, chunk_name(attempt, last_epoch))
 
 
 class TrialWriter:
@@ -89,9 +81,10 @@ class TrialWriter:
             if not new:
                 continue
             built = with_sweep_columns(TABLE_BUILDERS[table](new, config_values), info)
+            meta = {**(built.schema.metadata or {}), **id_metadata(info.sweep_id)}
             if info.provenance:
-                built = built.replace_schema_metadata(
-                    {**(built.schema.metadata or {}), **provenance.as_metadata(info.provenance)})
+                meta.update(provenance.as_metadata(info.provenance))
+            built = built.replace_schema_metadata(meta or None)
             write_parquet(built, chunk_location(self.results, table, info.trial_id, info.attempt,
                                                 run.global_epoch))
             self.written[table] = len(rows)

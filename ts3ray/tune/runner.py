@@ -94,6 +94,9 @@ def param_space(plan: SweepPlan) -> dict[str, Any]:
 
 
 def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettings:
+    """What every trial shares; a new sweep's id is written to its results folder here."""
+    from ts3ray.results.sweep_files import own_sweep_id
+
     common = dict(plan.common)
     if plan.search:
         for key in plan.searched:  # suggested by Optuna instead
@@ -104,6 +107,7 @@ def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettin
         checkpoint_every=opts.checkpoint_every, checkpoint_minutes=opts.checkpoint_minutes,
         selected_on=plan.selected_on, cells=tuple(plan.cells), argv=tuple(sys.argv),
         tracked=opts.tracker is not None,
+        sweep_id=own_sweep_id(opts.results_uri, opts.name, create=not opts.resume),
         gpu_memory_fraction=fraction if fraction and fraction < 1 else None)
 
 

@@ -64,6 +64,7 @@ class SweepSettings:
     cells: tuple[dict[str, Any], ...] = ()  # the grid's cells; trial configs hold an index
     argv: tuple[str, ...] = ()  # the driver's command line (provenance)
     tracked: bool = False  # --tracker: report every epoch's metrics (trackers.py)
+    sweep_id: str | None = None  # tags every result file (results/sweep_files.py)
 
     @property
     def run_values(self) -> "RunValues":
@@ -247,7 +248,8 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     info = results.TrialInfo(
         sweep=settings.sweep, trial_id=trial_id, attempt=previous_attempt + 1,
         node=ray.get_runtime_context().get_node_id(), resumed_from=run.global_epoch,
-        started_at=started_at, selected_on=settings.selected_on, provenance=prov)
+        started_at=started_at, selected_on=settings.selected_on, provenance=prov,
+        sweep_id=settings.sweep_id)
     writer = results.TrialWriter(settings.results_uri, info, run)
     try:
         if run.done:  # restored from its final checkpoint: every row is already written
