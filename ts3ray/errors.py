@@ -33,6 +33,11 @@ class DataMissingError(UserError, FileNotFoundError):
     """A dataset file is missing or truncated; the message says how to obtain it."""
 
 
+class DataFileError(UserError, ValueError):
+    """A dataset's list file names a path outside the dataset folder, or a label outside the
+    classes; the message names the list file, the line and the value (ts3ray/data/contained.py)."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that every ``finally`` still runs."""
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from ts3ray.data.contained import Contained
+from ts3ray.data.contained import Contained
 from ts3ray.data.dataset import ImageDataset
 from ts3ray.data.files import (IMAGENET_MEAN, IMAGENET_STD, UNKNOWN_LABEL, FileImageDataset, FileSplit,
                                ImageTransform, require)
@@ -48,6 +50,10 @@ class Animal10NSource:
                 f"training/ and testing/ lie in {Path(root) / self.folder}/")
 
     def check(self, root: Path) -> None:
+        """Both folders hold images named by label, none a symlink out of the dataset folder."""
+        self.load_files(root)
+
+    def _require(self, root: Path) -> None:
         for split in ("training", "testing"):
             folder = require(Path(root) / self.folder / split, self.hint(root), directory=True)
             if next(folder.iterdir(), None) is None:
@@ -56,23 +62,24 @@ class Animal10NSource:
     def download(self, root: Path) -> None:
         raise DataMissingError(f"ANIMAL-10N cannot be downloaded automatically; {self.hint(root)}")
 
-    def _split(self, root: Path, split: str) -> FileSplit:
+    def _split(self, root: Path, split: str, contain: Contained) -> FileSplit:
         folder = Path(root) / self.folder / split
         names = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         labels = []
         for name in names:
             head = name.split("_", 1)[0]
-            if "_" not in name or not head.isdigit() or int(head) >= self.num_classes:
+            if "_" not in name or not (head.isascii() and head.isdigit()) or int(head) >= self.num_classes:
                 raise DataMissingError(f"{folder / name}: expected a name '<label 0..{self.num_classes - 1}>_<id>"
                                        f".jpg'; {self.hint(root)}")
             labels.append(int(head))
         if not names:
             raise DataMissingError(f"{folder} holds no .jpg/.png images; {self.hint(root)}")
-        return FileSplit.of([f"{split}/{name}" for name in names], labels)
+        return FileSplit.of([contain.path(name, folder, None, prefix=f"{split}/") for name in names], labels)
 
     def load_files(self, root: Path) -> FileImageDataset:
-        self.check(root)
-        train, test = self._split(root, "training"), self._split(root, "testing")
+        self._require(root)
+        contain = Contained(self.name, Path(root) / self.folder)
+        train, test = self._split(root, "training", contain), self._split(root, "testing", contain)
         notes = tuple(f"{split} holds {n:,} images; the published set has {want:,}"
                       for split, n, want in zip(("training/", "testing/"), (len(train), len(test)),
                                                 self.published_sizes) if n != want)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ts3ray.errors import DataMissingError
+from ts3ray.data.contained import Contained
+from ts3ray.errors import DataFileError, DataMissingError, shorten
 
 UNKNOWN_LABEL = -1  # train_true where the clean label of a training image is not known
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # per channel, [0, 1] scale
@@ -136,20 +137,50 @@ def require(path: Path, hint: str, *, directory: bool = False) -> Path:
     return path
 
 
-def read_label_list(path: Path, hint: str) -> list[tuple[str, int]]:
-    """Lines ``<path> <integer label>`` (blank lines skipped); DataMissingError on a bad line."""
+def read_text(path: Path, hint: str, contain: Contained) -> str:
+    """A list file's text (a non-empty UTF-8 file); one DataFileError line if it is not text."""
+    data = require(path, hint).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataFileError(f"{contain.dataset} list {path} line {line}: not UTF-8 text ({err.reason} at byte "
+                            f"{err.start:,}); {hint}") from None
+
+
+def read_label_list(path: Path, hint: str, contain: Contained, classes: range, *, opened: range | None = None,
+                    prefix: str = "", what: str = "") -> list[tuple[str, int]]:
+    """Lines ``<path> <integer label>`` (blank lines skipped), every label in ``classes`` and
+    every path contained (:mod:`ts3ray.data.contained`): :meth:`~Contained.path` (``prefix``
+    + path) where the label is in ``opened`` (the images the dataset reads), else only
+    :meth:`~Contained.name`. A malformed line is a DataMissingError (a damaged download), a
+    label or path out of bounds a DataFileError; both name the file and the line."""
+    text = read_text(path, hint, contain)
+    lexical = not contain.lexically_clean(text)
     entries = []
-    for number, line in enumerate(require(path, hint).read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+        if len(parts) != 2 or not (parts[1].isascii() and parts[1].lstrip("-").isdigit()):
             raise DataMissingError(f"{path}:{number}: expected '<image path> <integer label>', "
-                                   f"got {line.strip()!r}; {hint}")
-        entries.append((parts[0], int(parts[1])))
+                                   f"got {shorten(repr(line.strip()), 160)}; {hint}")
+        entry, label = parts[0], int(parts[1])
+        if label not in classes:
+            raise DataFileError(f"{contain.dataset} list {path} line {number}: label {shorten(parts[1], 40)} of "
+                                f"{shorten(repr(entry), 120)} is outside {classes.start}..{classes.stop - 1} "
+                                f"({what or f'{contain.dataset} has {len(classes)} classes'})")
+        if opened is not None and label in opened:
+            contain.path(entry, path, number, prefix, lexical=lexical)
+        elif lexical:
+            contain.name(entry, path, number)
+        entries.append((entry, label))
     return entries
 
 
-def read_key_list(path: Path, hint: str) -> list[str]:
-    """One image path per line (blank lines skipped)."""
-    return [line.strip() for line in require(path, hint).read_text().splitlines() if line.strip()]
+def read_key_list(path: Path, hint: str, contain: Contained) -> list[str]:
+    """One image path per line (blank lines skipped), each contained (:meth:`Contained.path`)."""
+    text = read_text(path, hint, contain)
+    lexical = not contain.lexically_clean(text)
+    return [contain.path(line.strip(), path, number, lexical=lexical)
+            for number, line in enumerate(text.splitlines(), start=1) if line.strip()]

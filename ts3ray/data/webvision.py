@@ -39,14 +39,16 @@ from pathlib import Path
 
 import torch
 
+from ts3ray.data.contained import Contained
 from ts3ray.data.dataset import ImageDataset
 from ts3ray.data.files import (IMAGENET_MEAN, IMAGENET_STD, UNKNOWN_LABEL, FileImageDataset, FileSplit,
-                               ImageTransform, read_label_list, require)
+                               ImageTransform, read_label_list, read_text, require)
 from ts3ray.errors import DataMissingError
 
 TRAIN_LIST, VAL_LIST, SYNSETS = "info/train_filelist_google.txt", "info/val_filelist.txt", "info/synsets.txt"
 VAL_FOLDER, IMAGENET_VAL = "val_images_256", "imagenet/val"
 IMAGENET_SUFFIXES = (".jpeg", ".jpg", ".png")
+WEBVISION_CLASSES = 1000  # WebVision 1.0 labels: 0..999 (the ILSVRC12 classes)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,11 @@ class WebVision50Source:
                 f"https://data.vision.ee.ethz.ch/cvl/webvision/dataset2017.html into {Path(root) / self.folder}/")
 
     def check(self, root: Path) -> None:
+        """The files exist, every listed path stays in the folder and every label is one of
+        WebVision's 1,000 classes (the lists read in full)."""
+        self.load_files(root)
+
+    def _require(self, root: Path) -> None:
         base = Path(root) / self.folder
         for name in (TRAIN_LIST, VAL_LIST):
             require(base / name, self.hint(root))
@@ -70,31 +77,41 @@ class WebVision50Source:
     def download(self, root: Path) -> None:
         raise DataMissingError(f"WebVision cannot be downloaded automatically; {self.hint(root)}")
 
-    def _listed(self, base: Path, list_file: str, prefix: str, hint: str) -> FileSplit:
-        entries = [(path, label) for path, label in read_label_list(base / list_file, hint)
-                   if 0 <= label < self.num_classes]  # the first 50 classes (DivideMix's mini set)
+    def _listed(self, base: Path, list_file: str, prefix: str, hint: str, contain: Contained) -> FileSplit:
+        """The lines of classes 0..49 (DivideMix's mini set); the other classes of WebVision's
+        1,000 are left out, any other label refused."""
+        kept = range(self.num_classes)
+        entries = [(path, label) for path, label in read_label_list(
+            base / list_file, hint, contain, range(WEBVISION_CLASSES), opened=kept, prefix=prefix,
+            what=f"WebVision has {WEBVISION_CLASSES:,} classes, of which {self.name} keeps 0..{self.num_classes - 1}")
+            if label in kept]
         return FileSplit.of([prefix + path for path, _ in entries], [label for _, label in entries])
 
     def _imagenet(self, base: Path, hint: str) -> FileSplit:
-        folder = base / IMAGENET_VAL
-        lines = [ln.split() for ln in require(base / SYNSETS, f"ILSVRC12 val needs it; {hint}").read_text().splitlines()
-                 if ln.strip()]
-        if len(lines) < self.num_classes:
-            raise DataMissingError(f"{base / SYNSETS} lists {len(lines)} synsets, fewer than {self.num_classes}; {hint}")
+        """ILSVRC12 val, class = line of its synset in info/synsets.txt. Its own folder
+        (imagenet/val/, often a link to an ImageNet copy) bounds the synset folders and images."""
+        folder, synsets = base / IMAGENET_VAL, base / SYNSETS
+        contain = Contained(self.name, folder)
+        numbered = [(n, ln.split()) for n, ln in enumerate(
+            read_text(require(synsets, f"ILSVRC12 val needs it; {hint}"), hint, contain).splitlines(), start=1) if ln.strip()]
+        if len(numbered) < self.num_classes:
+            raise DataMissingError(f"{synsets} lists {len(numbered)} synsets, fewer than {self.num_classes}; {hint}")
         paths, labels = [], []
-        for label, line in enumerate(lines[:self.num_classes]):
-            synset_dir = require(folder / line[0], f"expected the ILSVRC12 val images of {line[0]} there "
-                                                   f"(imagenet/val/<wnid>/ layout)", directory=True)
+        for label, (number, line) in enumerate(numbered[:self.num_classes]):
+            wnid = contain.path(line[0], synsets, number)
+            synset_dir = require(folder / wnid, f"expected the ILSVRC12 val images of {wnid} there "
+                                                f"(imagenet/val/<wnid>/ layout)", directory=True)
             names = sorted(p.name for p in synset_dir.iterdir() if p.suffix.lower() in IMAGENET_SUFFIXES)
-            paths += [f"{IMAGENET_VAL}/{line[0]}/{n}" for n in names]
+            paths += [f"{IMAGENET_VAL}/{contain.path(n, synsets, number, prefix=wnid + '/')}" for n in names]
             labels += [label] * len(names)
         return FileSplit.of(paths, labels)
 
     def load_files(self, root: Path) -> FileImageDataset:
-        self.check(root)
+        self._require(root)
         base, hint = Path(root) / self.folder, self.hint(root)
-        train = self._listed(base, TRAIN_LIST, "", hint)
-        tests = {"webvision_val": self._listed(base, VAL_LIST, f"{VAL_FOLDER}/", hint)}
+        contain = Contained(self.name, base)
+        train = self._listed(base, TRAIN_LIST, "", hint, contain)
+        tests = {"webvision_val": self._listed(base, VAL_LIST, f"{VAL_FOLDER}/", hint, contain)}
         notes = ()
         if (base / IMAGENET_VAL).is_dir():
             tests["ilsvrc12_val"] = self._imagenet(base, hint)
