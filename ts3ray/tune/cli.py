@@ -15,7 +15,7 @@ import time
 
 from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
-from ts3ray.errors import UserError
+from ts3ray.errors import RESUME_ATTRIBUTE, UserError
 from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
                                check_selection, parse_list, selection_signal)
 from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known,
@@ -430,6 +430,26 @@ def apply_spec(args):
 
 
 def main(args) -> int:
+    """The sweep (`run_sweep_command`); a Ctrl-C or SIGTERM once its experiment exists ends
+    with the command that resumes it (the CLI's one line: exit 130 or 143)."""
+    try:
+        return run_sweep_command(args)
+    except KeyboardInterrupt as err:  # Terminated and SweepInterrupted too
+        if getattr(err, "resumable", False):
+            setattr(err, RESUME_ATTRIBUTE, resume_command(args))
+        raise
+
+
+def resume_command(args) -> str:
+    """This command line, as `ts3ray ...`, with --resume (and without --detach)."""
+    import shlex
+
+    words = [w for w in getattr(args, "command_argv", None) or ["sweep", args.sweep]
+             if w not in ("--resume", "--detach")]
+    return shlex.join(["ts3ray", *words, "--resume"])
+
+
+def run_sweep_command(args) -> int:
     args = apply_spec(args)  # before anything else: a spec's errors, all of them, first
     plan, opts = build(args)
     if getattr(args, "detach", False):
