@@ -194,7 +194,7 @@ def check_storage(location: str) -> str:
         fs, path = storage.resolve(location)
         kind = fs.get_file_info(path).type.name
     except (OSError, ValueError) as err:
-        raise UserError(f"--storage={location!r} is not usable: {str(err).splitlines()[0]}")
+        raise storage_failure(location, err) from None
     if kind == "File":
         raise UserError(f"--storage={location!r} is a file: give a directory or a URI")
     if storage.is_local(location):
@@ -202,6 +202,20 @@ def check_storage(location: str) -> str:
 
         check_output_dir(storage.resolve(location)[1], "--storage")
     return location
+
+
+def storage_failure(location: str, err: Exception) -> Exception:
+    """Bad input (a malformed URI, an unknown scheme or option: exit 2) or an OS failure
+    (permission, network, credentials, timeout: exit 1), one line either way."""
+    first = (str(err).splitlines() or [type(err).__name__])[0]
+    bad_input = isinstance(err, ValueError) or any(
+        word in first for word in ("Unrecognized filesystem type", "Unexpected query parameter",
+                                   "Cannot parse URI", "Invalid URI", "Expected a URI"))
+    if bad_input:
+        return UserError(f"--storage={location!r} is not usable: {first}")
+    from ts3ray.errors import RemoteStorageError, one_line
+
+    return RemoteStorageError(f"--storage={location!r} cannot be reached: {one_line(first, 200)}")
 
 
 def _given(value, default):
