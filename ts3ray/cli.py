@@ -17,9 +17,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Callable, Iterator
 
-from ts3ray.errors import Terminated, UserError, one_line
+from ts3ray.errors import RESUME_ATTRIBUTE, Terminated, UserError, one_line
 
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -88,9 +89,86 @@ def describe_os_error(err: OSError) -> str:
     return text
 
 
+TERM_GRACE_S = 3.0  # after SIGTERM, the longest the main thread may take to end cleanly
+TERMINATED_LINE = "ts3ray: terminated (SIGTERM)"
+
+
+class TermWatchdog:
+    """Ends the process with 143 when a SIGTERM is not handled within `grace` seconds.
+
+    Python runs a signal handler only when the main thread is back in the interpreter; a
+    main thread blocked inside a C call (a remote filesystem call retrying, a Ray call) would
+    otherwise ignore SIGTERM for as long as the call lasts. The C-level handler also writes
+    the signal's number to the wakeup fd (`signal.set_wakeup_fd`), which this thread reads at
+    once; if the process still runs `grace` seconds later it says the one line and calls
+    `os._exit(143)`. `held()` keeps it from cutting a write that must finish (a checkpoint's
+    files, run_cli.signals_deferred); a hard exit is what a SIGKILL would do, which every
+    ts3ray folder survives (storage.write_atomic; a sweep resumes from its saved state)."""
+
+    def __init__(self, grace: float = TERM_GRACE_S):
+        self.grace = grace
+        self.holds = 0
+        self.said = threading.Event()  # the line was written (by the main thread or here)
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous_fd = -1
+
+    def start(self) -> "TermWatchdog":
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, name="ts3ray-sigterm-watchdog", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(self._previous_fd)
+        with contextlib.suppress(OSError):
+            os.close(self._write)  # ends _watch (it closes the read end)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.holds += 1
+        try:
+            yield
+        finally:
+            self.holds -= 1
+
+    def _watch(self) -> None:
+        try:
+            while True:
+                data = os.read(self._read, 64)
+                if not data:
+                    return
+                if self._previous_fd != -1:  # whoever listened before still hears it
+                    with contextlib.suppress(OSError):
+                        os.write(self._previous_fd, data)
+                if signal.SIGTERM in data:
+                    break
+            deadline = time.monotonic() + self.grace
+            while time.monotonic() < deadline or self.holds:
+                time.sleep(0.05)
+            if not self.said.is_set():
+                os.write(2, f"{TERMINATED_LINE}\n".encode())
+            os._exit(EXIT_TERMINATED)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._read)
+
+
+_watchdog: TermWatchdog | None = None
+
+
+@contextlib.contextmanager
+def watchdog_held() -> Iterator[None]:
+    """No hard exit on SIGTERM inside this block (it then ends `grace` s after the block)."""
+    with _watchdog.held() if _watchdog is not None else contextlib.nullcontext():
+        yield
+
+
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` in the main thread (default: die without cleanup)."""
+    """SIGTERM raises :class:`Terminated` in the main thread (default: die without cleanup),
+    and a :class:`TermWatchdog` ends the process if that cannot happen within its grace."""
+    global _watchdog
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -99,10 +177,18 @@ def terminate_as_interrupt() -> Iterator[None]:
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
+    outer, _watchdog = _watchdog, TermWatchdog().start()
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _watchdog.stop()
+        _watchdog = outer
+
+
+def _resume_hint(err: BaseException) -> str:
+    command = getattr(err, RESUME_ATTRIBUTE, None)
+    return f"; resume with: {command}" if command else ""
 
 
 def _error(text: str) -> None:
@@ -121,15 +207,17 @@ def run_guarded(action: Callable[[], int], *, debug: bool = False) -> int:
             for line in getattr(err, "lines", None) or [str(err)]:  # a spec file: every error
                 _error(line)
             return err.exit_code
-        except Terminated:
+        except Terminated as err:
             if debug:
                 raise
-            print("ts3ray: terminated (SIGTERM)", file=sys.stderr)
+            if _watchdog is not None:
+                _watchdog.said.set()
+            print(f"{TERMINATED_LINE}{_resume_hint(err)}", file=sys.stderr, flush=True)
             return EXIT_TERMINATED
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:  # SweepInterrupted too: Tune caught the Ctrl-C
             if debug:
                 raise
-            print("ts3ray: interrupted (Ctrl-C)", file=sys.stderr)
+            print(f"ts3ray: interrupted (Ctrl-C){_resume_hint(err)}", file=sys.stderr, flush=True)
             return EXIT_INTERRUPTED
         except BrokenPipeError:  # `ts3ray table ... | head`: the reader left, nothing to say
             with contextlib.suppress(OSError):

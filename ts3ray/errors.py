@@ -42,6 +42,20 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that every ``finally`` still runs."""
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C that Ray Tune caught itself: it stopped the trials and saved the experiment's
+    state, then returned; the sweep is unfinished (exit 130, like any Ctrl-C)."""
+
+
+# A KeyboardInterrupt (Terminated included) may carry `resume_with`: the command that
+# continues what was interrupted; the CLI adds it to its one line.
+RESUME_ATTRIBUTE = "resume_with"
+
+
+class RemoteStorageError(OSError):
+    """A remote filesystem call failed (network, credentials, timeout): exit 1, not 2."""
+
+
 def shorten(text: str, limit: int) -> str:
     """``text`` cut to ``limit`` characters, saying how much was left out."""
     if len(text) <= limit:

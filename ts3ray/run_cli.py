@@ -155,11 +155,14 @@ def signals_deferred(signals=(signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    from ts3ray.cli import watchdog_held  # no hard exit on SIGTERM in the middle (cli.py)
+
     caught: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum))
                 for sig in signals}
     try:
-        yield
+        with watchdog_held():
+            yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -57,7 +57,21 @@ def resolve(location: str) -> tuple[pafs.FileSystem, str]:
     location = str(location)
     if is_local(location):
         return pafs.LocalFileSystem(), _local_path(location)
-    return pafs.FileSystem.from_uri(location)
+    return pafs.FileSystem.from_uri(with_retry_limit(location))
+
+
+# GCS retries a failing call for 15 minutes by default (no network, no credentials: a hang);
+# S3 calls are already bounded (the AWS SDK's connect and request timeouts, 3 attempts).
+GCS_RETRY_LIMIT_S = 10
+
+
+def with_retry_limit(location: str) -> str:
+    """A `gs://` URI with `retry_limit_seconds` unless the URI sets its own."""
+    split = urlsplit(location)
+    if split.scheme not in ("gs", "gcs") or "retry_limit_seconds=" in split.query:
+        return location
+    query = "&".join(q for q in (split.query, f"retry_limit_seconds={GCS_RETRY_LIMIT_S}") if q)
+    return urlunsplit((split.scheme, split.netloc, split.path, query, split.fragment))
 
 
 def join(location: str, *parts: str) -> str:

@@ -15,7 +15,7 @@ import time
 
 from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
-from ts3ray.errors import UserError
+from ts3ray.errors import RESUME_ATTRIBUTE, UserError
 from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
                                check_selection, parse_list, selection_signal,
                                check_trial_count, with_given)
@@ -194,7 +194,7 @@ def check_storage(location: str) -> str:
         fs, path = storage.resolve(location)
         kind = fs.get_file_info(path).type.name
     except (OSError, ValueError) as err:
-        raise UserError(f"--storage={location!r} is not usable: {str(err).splitlines()[0]}")
+        raise storage_failure(location, err) from None
     if kind == "File":
         raise UserError(f"--storage={location!r} is a file: give a directory or a URI")
     if storage.is_local(location):
@@ -202,6 +202,20 @@ def check_storage(location: str) -> str:
 
         check_output_dir(storage.resolve(location)[1], "--storage")
     return location
+
+
+def storage_failure(location: str, err: Exception) -> Exception:
+    """Bad input (a malformed URI, an unknown scheme or option: exit 2) or an OS failure
+    (permission, network, credentials, timeout: exit 1), one line either way."""
+    first = (str(err).splitlines() or [type(err).__name__])[0]
+    bad_input = isinstance(err, ValueError) or any(
+        word in first for word in ("Unrecognized filesystem type", "Unexpected query parameter",
+                                   "Cannot parse URI", "Invalid URI", "Expected a URI"))
+    if bad_input:
+        return UserError(f"--storage={location!r} is not usable: {first}")
+    from ts3ray.errors import RemoteStorageError, one_line
+
+    return RemoteStorageError(f"--storage={location!r} cannot be reached: {one_line(first, 200)}")
 
 
 def _given(value, default):
@@ -440,6 +454,26 @@ def merge_overrides(spec: list[str], command_line: list[str]) -> list[str]:
 
 
 def main(args) -> int:
+    """The sweep (`run_sweep_command`); a Ctrl-C or SIGTERM once its experiment exists ends
+    with the command that resumes it (the CLI's one line: exit 130 or 143)."""
+    try:
+        return run_sweep_command(args)
+    except KeyboardInterrupt as err:  # Terminated and SweepInterrupted too
+        if getattr(err, "resumable", False):
+            setattr(err, RESUME_ATTRIBUTE, resume_command(args))
+        raise
+
+
+def resume_command(args) -> str:
+    """This command line, as `ts3ray ...`, with --resume (and without --detach)."""
+    import shlex
+
+    words = [w for w in getattr(args, "command_argv", None) or ["sweep", args.sweep]
+             if w not in ("--resume", "--detach")]
+    return shlex.join(["ts3ray", *words, "--resume"])
+
+
+def run_sweep_command(args) -> int:
     args = apply_spec(args)  # before anything else: a spec's errors, all of them, first
     plan, opts = build(args)
     if getattr(args, "detach", False):

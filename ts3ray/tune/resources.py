@@ -353,6 +353,24 @@ def _attach(settings: RaySettings) -> None:
 
 
 @contextlib.contextmanager
+def own_sigterm_handler() -> Iterator[None]:
+    """`ray.init` replaces SIGTERM's handler with `sys.exit(15)` (exit status 15, and no
+    one line): the handler that was there before (the CLI's: exit 143) is put back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def ray_session(settings: RaySettings) -> Iterator[None]:
     """Use the Ray of this process if there is one, else attach or start a local one.
 
@@ -370,14 +388,16 @@ def ray_session(settings: RaySettings) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if settings.attaches:
-        _attach(settings)
+        with own_sigterm_handler():
+            _attach(settings)
         try:
             yield
         finally:
             ray.shutdown()
         return
     with loopback_node():
-        _start_local(settings)
+        with own_sigterm_handler():
+            _start_local(settings)
         try:
             yield
         finally:

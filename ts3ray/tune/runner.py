@@ -22,7 +22,7 @@ from typing import Any
 
 from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS
-from ts3ray.errors import UserError
+from ts3ray.errors import SweepInterrupted, UserError
 from ts3ray.tune import trainable
 from ts3ray.tune.memory import FreedMemoryReturner
 from ts3ray.tune.plans import SweepPlan
@@ -472,7 +472,7 @@ def run_plan(plan: SweepPlan, opts: SweepOptions) -> SweepOutcome:
     else:
         tuner = make_tuner(plan, opts)
         write_record(plan, opts)
-    grid = tuner.fit()
+    grid = fit(tuner)
     errors = [f"{r.path.rsplit('/', 1)[-1]}: {str(r.error).splitlines()[0]}"
               for r in grid if r.error is not None]
     outcome = SweepOutcome(len(grid), 0, 0, errors)
@@ -481,6 +481,40 @@ def run_plan(plan: SweepPlan, opts: SweepOptions) -> SweepOutcome:
             outcome.compacted = compact(opts.results_uri)
         outcome.completed, outcome.stopped_early = count_budgets(opts.results_uri)
     return outcome
+
+
+def fit(tuner):
+    """`tuner.fit()`; raises SweepInterrupted when Ray Tune caught a Ctrl-C itself (it then
+    stops the trials, saves the experiment's state and returns as if the sweep had ended).
+    Any KeyboardInterrupt from here on (Terminated included) is marked resumable: the
+    experiment exists, `--resume` finishes it (results.py: no row lost or duplicated)."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    tune_catches = main and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0") or 0)
+    caught = False
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt as err:
+        err.resumable = True
+        raise
+    finally:
+        if main:  # Tune leaves its handler installed: a later Ctrl-C would do nothing
+            caught = signal.getsignal(signal.SIGINT) is before  # Tune put it back: it fired
+            signal.signal(signal.SIGINT, before)
+    if (tune_catches and caught) or unfinished_trials(grid):
+        interrupted = SweepInterrupted()
+        interrupted.resumable = True
+        raise interrupted
+    return grid
+
+
+def unfinished_trials(grid) -> int:
+    """Trials of the fit neither TERMINATED nor ERROR (pending, paused, running at a stop)."""
+    trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []
+    return sum(getattr(t, "status", "TERMINATED") not in ("TERMINATED", "ERROR") for t in trials)
 
 
 def count_budgets(results_uri: str) -> tuple[int, int]:
