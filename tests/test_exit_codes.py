@@ -86,6 +86,7 @@ def test_unreachable_gcs_storage_is_exit_1_with_one_line(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert err.count("\n") == 1 and "cannot be reached" in err and "Traceback" not in err
+    assert err.startswith("ts3ray: error: --storage=")
 
 
 def test_a_malformed_storage_uri_is_exit_2(tmp_path):

@@ -79,6 +79,10 @@ def debug_requested(argv: list[str]) -> bool:
 
 def describe_os_error(err: OSError) -> str:
     """`No space left on device: '/runs/a/.checkpoint.pt.tmp'` and what to do."""
+    from ts3ray.errors import RemoteStorageError
+
+    if isinstance(err, RemoteStorageError):  # its message is the whole line
+        return one_line(str(err))
     what = err.strerror or type(err).__name__
     where = f": {err.filename!r}" if err.filename else ""
     if err.filename2:
