@@ -94,3 +94,14 @@ def test_a_malformed_storage_uri_is_exit_2(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert err.startswith("ts3ray: error: --storage='nosuchscheme://x/y' is not usable")
+
+
+def test_an_unreachable_gcs_data_root_is_exit_1_with_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ts3ray.cli", "run", "dataset=digits",
+                           "data_root=gs://ts3ray-no-such-bucket/x?retry_limit_seconds=1",
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("ts3ray: error: data_root=gs://") and "cannot be reached" in proc.stderr
+    assert not (tmp_path / "out").exists()

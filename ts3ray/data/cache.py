@@ -57,8 +57,13 @@ def check_remote_root(uri: str) -> None:
     try:
         fs, path = storage.resolve(uri)
         kind = fs.get_file_info(path).type
-    except (OSError, ValueError) as err:
+    except ValueError as err:  # a malformed URI: bad input (exit 2)
         raise DataMissingError(f"data_root {uri} cannot be read: {str(err).splitlines()[0]}")
+    except OSError as err:  # network, credentials, timeout: an operating-system failure (exit 1)
+        from ts3ray.errors import RemoteStorageError
+
+        raise RemoteStorageError(f"data_root={uri} cannot be reached: "
+                                 f"{str(err).splitlines()[0]}") from None
     if kind != pafs.FileType.Directory:
         raise DataMissingError(f"data_root {uri} is not a folder of datasets; check the URI")
 
