@@ -3,7 +3,6 @@ contradictions refused. Each case runs in process through `ts3ray.cli.main`: exi
 line on stderr naming the key and what is allowed, nothing written."""
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import time
