@@ -130,3 +130,20 @@ def test_unfusable_arrays_are_refused_in_one_line(changes, key):
     assert err.value.key == key and "\n" not in str(err.value)
     if key == "lr":
         assert "member 2 differs" in str(err.value)
+
+
+def test_a_resumed_array_continues_as_if_uninterrupted(tmp_path):
+    configs = [make_config(v) for v in values("ts3net")]
+    whole = [r for records in FusedArray(configs).epochs() for r in records]
+    first = FusedArray(configs)
+    for _ in range(4):  # into level 1, after a prune and reset
+        first.train_epoch()
+    torch.save(first.state_dict(), tmp_path / "array.pt")
+    resumed = FusedArray(configs)
+    resumed.load_state_dict(torch.load(tmp_path / "array.pt", weights_only=True))
+    list(resumed.epochs())
+    rows = [r for m in resumed.members for r in m.epoch_rows]
+    key = lambda r: (r["run_id"], r["global_epoch"])
+    strip = lambda r: {k: "nan" if isinstance(v, float) and math.isnan(v) else v
+                       for k, v in r.items() if k != "seconds"}
+    assert [strip(r) for r in sorted(rows, key=key)] == [strip(r) for r in sorted(whole, key=key)]

@@ -125,6 +125,21 @@ class FusedArray:
         for net in self.nets.values():
             net.optimizer = make_optimizer(list(net.params.values()), self.config)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every member's LotteryRun state (its networks are views of the stacks, so they
+        hold the fused weights) and the fused optimisers' state (per-member momentum rows)."""
+        return {"members": [m.state_dict() for m in self.members],
+                "optimizers": {n: net.optimizer.state_dict() for n, net in self.nets.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["members"]) != self.size:
+            raise ValueError(f"checkpoint holds {len(state['members'])} members, not {self.size}")
+        for member, member_state in zip(self.members, state["members"]):
+            member.load_state_dict(member_state)  # copies into the stacks' views in place
+        self._new_optimizers()
+        for name, net in self.nets.items():
+            net.optimizer.load_state_dict(state["optimizers"][name])
+
     def epochs(self) -> Iterator[list[dict[str, Any]]]:
         while not self.done:
             yield self.train_epoch()
