@@ -64,6 +64,7 @@ def _learn_from_peer(learner: str, teacher: str, nets: Nets, ep) -> None:
     variant = VARIANTS[ep.config.variant]
     scale = ts3net.entropy_scale(ep.config, ep.num_classes)
     weight = ep.array.member_values["lam"] * scale
+    any_entropy = any(c.lam * scale > 0 for c in ep.array.configs)  # unfused: lam > 0 only
     for x, y, idx in ep.batches():
         logits = student(x)
         ce = per_sample_ce(logits, y)
@@ -72,7 +73,7 @@ def _learn_from_peer(learner: str, teacher: str, nets: Nets, ep) -> None:
         keep = _keep(ep, ce.shape[1])
         peer_clean = rowwise_small_loss_mask(peer_ce, keep)  # Eq. 2 by the peer
         losses = rowwise_masked_mean(ce, peer_clean)  # Eq. 3
-        if variant.entropy:  # + lambda Eq. 4 (a member with lambda = 0 adds exactly 0)
+        if variant.entropy and any_entropy:  # + lambda Eq. 4 (lambda = 0 adds exactly 0)
             losses = losses + _member(weight, ce) * rowwise_masked_mean(
                 per_sample_entropy(logits), ~peer_clean)
         student.step(losses.sum())
