@@ -147,3 +147,35 @@ def test_a_resumed_array_continues_as_if_uninterrupted(tmp_path):
     strip = lambda r: {k: "nan" if isinstance(v, float) and math.isnan(v) else v
                        for k, v in r.items() if k != "seconds"}
     assert [strip(r) for r in sorted(rows, key=key)] == [strip(r) for r in sorted(whole, key=key)]
+
+
+def _plain(rows):
+    return [{k: "nan" if isinstance(v, float) and math.isnan(v) else v
+             for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_a_member_checkpoint_continues_as_an_unfused_run(tmp_path):
+    """A member's state is an unfused LotteryRun checkpoint, momentum rows included."""
+    configs = [make_config(v) for v in values("ts3net")]
+    array = FusedArray(configs)
+    for _ in range(4):  # mid level 1: SGD momentum buffers hold state
+        array.train_epoch()
+    torch.save(array.member_state(1), tmp_path / "member1.pt")
+    alone = LotteryRun(configs[1])
+    alone.load_state_dict(torch.load(tmp_path / "member1.pt", weights_only=True))
+    list(alone.epochs())
+    assert _plain(alone.epoch_rows) == _plain(list(LotteryRun(configs[1]).epochs()))
+
+
+def test_a_shrunk_array_continues_its_members_runs():
+    """Members 0 and 2 go on in an array of two after member 1 stops (ASHA frees its share)."""
+    configs = [make_config(v) for v in values("ce")]
+    whole = fused_rows(FusedArray(configs))
+    array = FusedArray(configs)
+    for _ in range(2):
+        array.train_epoch()
+    shrunk = array.subset([0, 2])
+    assert shrunk.size == 2 and shrunk.members[0].global_epoch == 2
+    list(shrunk.epochs())
+    for member, config in zip(shrunk.members, (configs[0], configs[2])):
+        assert _plain(member.epoch_rows) == _plain(whole[config.run_id])

@@ -26,7 +26,8 @@ from torch import nn
 
 from ts3ray.config import RunConfig
 from ts3ray.errors import ConfigError
-from ts3ray.fused.functional import FusedNet
+from ts3ray.fused.functional import (FusedNet, fused_optimizer_state,
+                                      member_optimizer_state)
 from ts3ray.method.protocols import apply_schedule, make_optimizer, schedule_position
 from ts3ray.run import LotteryRun
 
@@ -84,6 +85,7 @@ class FusedArray:
 
         check_fusable(configs)
         self.configs = list(configs)
+        self.dataset = dataset
         self.members = [LotteryRun(c, dataset=dataset, device=device) for c in configs]
         first = self.members[0]
         for module in first.sparse_model.modules():
@@ -125,20 +127,38 @@ class FusedArray:
         for net in self.nets.values():
             net.optimizer = make_optimizer(list(net.params.values()), self.config)
 
+    def member_state(self, k: int) -> dict[str, Any]:
+        """Member k's state as an unfused LotteryRun checkpoint: its networks (views of the
+        stacks) and its rows of the fused optimisers' state, so that it can continue
+        unfused (`LotteryRun.load_state_dict`) or in another array."""
+        state = self.members[k].state_dict()
+        state["optimizers"] = {name: member_optimizer_state(net.optimizer.state_dict(), k)
+                               for name, net in self.nets.items()}
+        return state
+
     def state_dict(self) -> dict[str, Any]:
-        """Every member's LotteryRun state (its networks are views of the stacks, so they
-        hold the fused weights) and the fused optimisers' state (per-member momentum rows)."""
-        return {"members": [m.state_dict() for m in self.members],
-                "optimizers": {n: net.optimizer.state_dict() for n, net in self.nets.items()}}
+        """One unfused LotteryRun checkpoint per member (member_state)."""
+        return {"members": [self.member_state(k) for k in range(self.size)]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if len(state["members"]) != self.size:
-            raise ValueError(f"checkpoint holds {len(state['members'])} members, not {self.size}")
-        for member, member_state in zip(self.members, state["members"]):
+        """Continue from member checkpoints (fused or unfused ones, of these configs)."""
+        members = state["members"]
+        if len(members) != self.size:
+            raise ValueError(f"checkpoint holds {len(members)} members, not {self.size}")
+        for member, member_state in zip(self.members, members):
             member.load_state_dict(member_state)  # copies into the stacks' views in place
         self._new_optimizers()
         for name, net in self.nets.items():
-            net.optimizer.load_state_dict(state["optimizers"][name])
+            net.optimizer.load_state_dict(
+                fused_optimizer_state([m["optimizers"][name] for m in members]))
+
+    def subset(self, keep: list[int]) -> "FusedArray":
+        """A new array of the members `keep`, continuing from their current state: a member
+        that stops (an early-stopping scheduler's decision) frees its share of the device."""
+        array = FusedArray([self.configs[k] for k in keep], dataset=self.dataset,
+                           device=self.device)
+        array.load_state_dict({"members": [self.member_state(k) for k in keep]})
+        return array
 
     def epochs(self) -> Iterator[list[dict[str, Any]]]:
         while not self.done:

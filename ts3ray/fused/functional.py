@@ -157,3 +157,32 @@ def rowwise_small_loss_mask(losses: torch.Tensor, keep: int) -> torch.Tensor:
         mask.scatter_(1, torch.topk(losses, keep, dim=1, largest=False, sorted=False).indices,
                       True)
     return mask
+
+
+def member_optimizer_state(fused: dict, k: int) -> dict:
+    """Row k of a fused optimiser's state_dict, in the form of an unfused optimiser over one
+    member's parameters (same parameter order): per-element state (momentum buffers, Adam's
+    moments) sliced, shared scalars (Adam's step) copied."""
+    def row(value):
+        if not torch.is_tensor(value):
+            return value
+        return value[k].clone() if value.dim() > 0 else value.clone()
+
+    return {"state": {i: {name: row(v) for name, v in s.items()}
+                      for i, s in fused["state"].items()},
+            "param_groups": copy.deepcopy(fused["param_groups"])}
+
+
+def fused_optimizer_state(members: list[dict]) -> dict:
+    """The members' unfused optimiser state_dicts stacked into one fused state_dict (the
+    inverse of member_optimizer_state; shared scalars taken from member 0)."""
+    first = members[0]
+
+    def stacked(i, name, value):
+        if not torch.is_tensor(value) or value.dim() == 0:
+            return value
+        return torch.stack([m["state"][i][name] for m in members])
+
+    return {"state": {i: {name: stacked(i, name, v) for name, v in s.items()}
+                      for i, s in first["state"].items()},
+            "param_groups": copy.deepcopy(first["param_groups"])}
