@@ -49,7 +49,7 @@ TS3NET_REQUIRED = (
     ("own_small_loss", False, "the official code's own small-loss term is not fused yet"),
     ("refine_loss", "paper", "the official code's refinement loss is not fused yet"),
 )
-UNFUSED_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.Dropout)  # per-member state/draws
+UNFUSED_LAYERS = (nn.Dropout,)  # its draws would come from one generator for all members
 
 
 def check_fusable(configs: list[RunConfig]) -> None:
@@ -92,7 +92,7 @@ class FusedArray:
             if isinstance(module, UNFUSED_LAYERS):
                 raise ConfigError("arch", first.config.arch, f"an architecture without "
                                   f"{type(module).__name__} with a fused array (per-member "
-                                  "statistics and draws are not fused yet)")
+                                  "dropout draws are not fused yet)")
         if first.data.path != "device":
             raise ConfigError("data_path", first.data.path, "device with a fused array")
         self.device = first.device

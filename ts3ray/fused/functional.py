@@ -27,22 +27,37 @@ class FusedNet:
             .requires_grad_(True)
             for n in names
         }
+        self.buffers = {  # BatchNorm running statistics, per member
+            n: torch.stack([dict(m.named_buffers())[n] for m in models])
+            for n, _ in models[0].named_buffers()
+        }
         for k, model in enumerate(models):
             bind(model, {n: p[k] for n, p in self.params.items()})
+            bind_buffers(model, {n: b[k] for n, b in self.buffers.items()})
         self.masks: dict[str, torch.Tensor] = {}
         self.optimizer: torch.optim.Optimizer | None = None
-        self._forward = vmap(self._one, in_dims=(0, 0))
+        self._forward = vmap(self._one, in_dims=(0, 0, 0))
 
     @property
     def size(self) -> int:
         return next(iter(self.params.values())).shape[0]
 
-    def _one(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.template, params, (x,))
+    def _one(self, params, buffers, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.template, (params, buffers), (x,))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(K, B, ...) inputs -> (K, B, C) logits, member k's input through member k."""
-        return self._forward(self.params, x)
+        """(K, B, ...) inputs -> (K, B, C) logits, member k's input through member k (in
+        train mode BatchNorm updates each member's own running statistics)."""
+        return self._forward(self.params, self.buffers, x)
+
+    def train(self, mode: bool = True) -> "FusedNet":
+        """BatchNorm by batch statistics (train) or running statistics (eval), as
+        nn.Module.train for the members' modules."""
+        self.template.train(mode)
+        return self
+
+    def eval(self) -> "FusedNet":
+        return self.train(False)
 
     def set_masks(self, member_masks: list[dict[str, torch.Tensor]]) -> None:
         """Stack the members' current masks (after each level's pruning)."""
@@ -142,6 +157,14 @@ def bind(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
         owner, _, attr = name.rpartition(".")
         module = model.get_submodule(owner) if owner else model
         setattr(module, attr, nn.Parameter(tensor.detach(), requires_grad=False))
+
+
+def bind_buffers(model: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Replace `model`'s buffers by `tensors` (views of the stacks)."""
+    for name, tensor in tensors.items():
+        owner, _, attr = name.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        module._buffers[attr] = tensor
 
 
 def rowwise_masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

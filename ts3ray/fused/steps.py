@@ -36,7 +36,7 @@ def _member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 # -- ce: the mean cross-entropy of every sample (robust.robust_epoch with ce_per_sample) --------
 def ce_epoch(nets: Nets, ep) -> None:
-    net = nets["S"]
+    net = nets["S"].train()
     for x, y, _ in ep.batches():
         losses = per_sample_ce(net(x), y).mean(1)
         net.step(losses.sum())
@@ -65,6 +65,8 @@ def _learn_from_peer(learner: str, teacher: str, nets: Nets, ep) -> None:
     scale = ts3net.entropy_scale(ep.config, ep.num_classes)
     weight = ep.array.member_values["lam"] * scale
     any_entropy = any(c.lam * scale > 0 for c in ep.array.configs)  # unfused: lam > 0 only
+    peer.eval()  # the fixed peer: BatchNorm by its running statistics, none updated
+    student.train()
     for x, y, idx in ep.batches():
         logits = student(x)
         ce = per_sample_ce(logits, y)
@@ -80,6 +82,7 @@ def _learn_from_peer(learner: str, teacher: str, nets: Nets, ep) -> None:
         s_clean = peer_clean if teacher == "S" else rowwise_small_loss_mask(ce.detach(), keep)
         ep.record_selection(s_clean, idx)
         ep.add_loss(learner, losses)
+    peer.train()
 
 
 def alternate_epoch(nets: Nets, ep) -> None:
