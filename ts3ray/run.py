@@ -150,6 +150,18 @@ def prepare_data(config: RunConfig, device: torch.device, dataset=None):
                          image_size=p.image_size, path=p.path, device=device), p.noisy)
 
 
+@dataclass
+class EpochStart:
+    """An epoch between LotteryRun.begin_epoch and finish_epoch."""
+
+    stage: str
+    lr: float
+    stats: EpochStats
+    ctx: EpochContext
+    nets: dict[str, Net]
+    started: float
+
+
 class LotteryRun:
     """Algorithm 2 over any method: for r = 1..R: train a level; prune p_f of the pruned
     networks (each by its own magnitudes); reset every network to its initial weights."""
@@ -278,7 +290,14 @@ class LotteryRun:
             yield self.train_epoch()
 
     def train_epoch(self) -> dict[str, Any]:
-        c = self.config
+        epoch = self.begin_epoch()
+        with self.accel.autocast():
+            self.method.step(epoch.nets, epoch.ctx)
+        return self.finish_epoch(epoch)
+
+    def begin_epoch(self) -> "EpochStart":
+        """The schedule set and the context of the next epoch, before its training step (a
+        fused array, ts3ray/fused/, trains K members' steps at once between the halves)."""
         started = time.perf_counter()
         stage = self.method.stage(self.epoch)
         lr = self._schedule(self.epoch)  # the method's protocol owns the lr
@@ -288,8 +307,12 @@ class LotteryRun:
         ctx.reinit = self._reinit(nets)
         if self.epoch == 0:
             reset_peak_memory(self.device)
+        return EpochStart(stage, lr, stats, ctx, nets, started)
+
+    def finish_epoch(self, epoch: "EpochStart") -> dict[str, Any]:
+        """Evaluate, record the epoch, and at a level's end prune and reset (Algorithm 2)."""
+        c, stats = self.config, epoch.stats
         with self.accel.autocast():
-            self.method.step(nets, ctx)
             for net, model in self.models.items():
                 for eval_set, accuracy in self.data.accuracies(model, top5=net == "S").items():
                     stats.add(f"{eval_set}_acc_{net}", accuracy)
@@ -299,7 +322,8 @@ class LotteryRun:
                     stats.add(f"{eval_set}_acc_eval", accuracy)
         values = stats.read()  # one host transfer for the epoch's statistics
         self.epoch += 1
-        record = self._epoch_record(stage, lr, values, time.perf_counter() - started)
+        record = self._epoch_record(epoch.stage, epoch.lr, values,
+                                    time.perf_counter() - epoch.started)
         self.epoch_rows.append(record)
         if self.epoch == c.epochs:
             self._finish_level(record)

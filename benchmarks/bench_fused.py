@@ -1,0 +1,144 @@
+"""Fused trial arrays against separate processes: training samples/s per member.
+
+    python benchmarks/bench_fused.py [--ks 1,2,4,8,16] [--n 4096] [--repeats 3] [--out F]
+
+For each K: one `FusedArray` of K TS3-Net members (LeNet-300-100, MNIST-shaped synthetic
+data, seeds 0..K-1 with different lambda) timing one semi-supervised alternate-stage epoch
+(Algorithm 1 stage 2, as bench_gpu.py measures it: S learns from D's small-loss picks, then
+D from S's) in one process, against K separate processes each training one unfused
+`LotteryRun` the same way, all started together; every process, fused or not, runs with one
+torch thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)). Samples/s per member: training
+samples of one member's epoch x repeats / seconds (fused: the array's time, the same for
+every member; separate: the mean over the K processes of each one's own rate while all run).
+
+On CPU the fused array saves per-step Python and kernel-launch overhead and turns K small
+matmuls into one batched one, in one thread; K separate processes can use more than one core,
+so the separate "total" column is capped by the machine's cores (printed). A GPU run of the
+same script (device cuda) measures the launch-bound case issue 23 is about.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+from ts3ray.config import make_config  # noqa: E402
+from ts3ray.data import make_synthetic  # noqa: E402
+
+SHAPE = (1, 28, 28)
+
+
+def configs(k: int, device: str) -> list:
+    return [make_config(dict(dataset="synthetic", arch="lenet_300_100", noise="sym",
+                             noise_rate=0.4, epochs=2, e1=0, e2=2, rounds=0, batch_size=256,
+                             protocol="shared", device=device, seed=seed,
+                             lam=0.25 * (seed % 4)))
+            for seed in range(k)]
+
+
+def data(n: int):
+    return make_synthetic(num_classes=10, shape=SHAPE, n_train=n, n_test=256, seed=0)
+
+
+def fused_rate(k: int, n: int, repeats: int, device: str) -> float:
+    """Samples/s per member of a fused array of K members (alternate epochs)."""
+    from ts3ray.fused import FusedArray
+    from ts3ray.fused.array import FusedEpoch
+    from ts3ray.fused.steps import alternate_epoch
+
+    array = FusedArray(configs(k, device), dataset=data(n), device=device)
+
+    def epoch(key: int) -> None:
+        ep = FusedEpoch(array, key=key, epoch=0)
+        alternate_epoch(array.nets, ep)
+        {name: v.cpu() for name, v in ep.sums.items()}  # the epoch's one host transfer
+
+    epoch(0)  # warm-up
+    started = time.perf_counter()
+    for key in range(1, repeats + 1):
+        epoch(key)
+    return array.members[0].data.batches.num_samples * repeats / (time.perf_counter() - started)
+
+
+def unfused_rate(n: int, repeats: int, device: str, seed: int, start_at: float) -> float:
+    """Samples/s of one unfused LotteryRun (bench_gpu.py's alternate epoch)."""
+    from ts3ray.method.ts3net import alternate_epoch
+    from ts3ray.run import LotteryRun
+
+    run = LotteryRun(configs(seed + 1, device)[seed], dataset=data(n), device=device)
+
+    def epoch(key: int) -> None:
+        ctx = run.epoch_context()
+        ctx.key = key
+        alternate_epoch(run.nets(), ctx)
+        ctx.stats.read()
+
+    epoch(0)
+    time.sleep(max(0.0, start_at - time.time()))  # all K processes start together
+    started = time.perf_counter()
+    for key in range(1, repeats + 1):
+        epoch(key)
+    return run.data.batches.num_samples * repeats / (time.perf_counter() - started)
+
+
+def separate_rate(k: int, n: int, repeats: int, device: str) -> float:
+    """Mean samples/s of K concurrent one-thread processes, one unfused trial each."""
+    start_at = time.time() + 6.0 + 1.5 * k  # time for every process to import and build
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(seed), "--n", str(n),
+                               "--repeats", str(repeats), "--device", device,
+                               "--start-at", str(start_at)],
+                              stdout=subprocess.PIPE, text=True, env=env)
+             for seed in range(k)]
+    rates = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"bench_fused: worker exited {proc.returncode}")
+        rates.append(float(out.strip().splitlines()[-1]))
+    return sum(rates) / len(rates)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ks", default="1,2,4,8,16")
+    parser.add_argument("--n", type=int, default=4096, help="training samples per member")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", help="also write the table as JSON")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.worker is not None:
+        print(unfused_rate(args.n, args.repeats, args.device, args.worker, args.start_at))
+        return 0
+    ks = [int(k) for k in args.ks.split(",")]
+    print(f"bench_fused: lenet_300_100, MNIST-shaped synthetic, {args.n} samples/member, "
+          f"batch 256, alternate epochs x{args.repeats}, device {args.device}, 1 thread per "
+          f"process, {os.cpu_count()} CPU cores on this machine", flush=True)
+    print(f"{'K':>3} {'fused/member':>13} {'separate/member':>16} {'fused total':>12} "
+          f"{'separate total':>15} {'fused/separate':>15}", flush=True)
+    rows = []
+    for k in ks:
+        fused = fused_rate(k, args.n, args.repeats, args.device)
+        separate = separate_rate(k, args.n, args.repeats, args.device)
+        rows.append(dict(k=k, fused_per_member=fused, separate_per_member=separate))
+        print(f"{k:>3} {fused:>13,.0f} {separate:>16,.0f} {fused * k:>12,.0f} "
+              f"{separate * k:>15,.0f} {fused / separate:>14.2f}x", flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(dict(device=args.device, n=args.n, repeats=args.repeats, rows=rows), f,
+                      indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

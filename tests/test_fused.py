@@ -1,0 +1,181 @@
+"""Fused trial arrays (ts3ray/fused/): K members trained as one vmap'd model reproduce K
+unfused lottery runs - records, selection counts, masks - on tiny real data (digits)."""
+import math
+
+import pytest
+import torch
+
+import ts3ray
+from ts3ray.config import make_config
+from ts3ray.errors import ConfigError
+from ts3ray.fused import FusedArray, check_fusable
+from ts3ray.fused.functional import rowwise_small_loss_mask
+from ts3ray.method.losses import small_loss_count, small_loss_mask
+from ts3ray.run import LotteryRun
+
+TINY = dict(dataset="digits", noise="sym", noise_rate=0.4, epochs=3, e1=1, e2=1, rounds=1,
+            prune_fraction=0.5, device="cpu")
+MEMBERS = [dict(seed=0, lam=0.5, tau=0.7, gamma=0.5), dict(seed=1, lam=0.0, tau=0.5, gamma=1.0),
+           dict(seed=7, lam=1.0, tau=0.9, gamma=0.0)]
+
+
+def values(method, **changes):
+    return [{**TINY, "method": method, **member, **changes} for member in MEMBERS]
+
+
+def fused_rows(array):
+    rows = [r for records in array.epochs() for r in records]
+    return {c.run_id: [r for r in rows if r["run_id"] == c.run_id] for c in array.configs}
+
+
+def test_ce_members_equal_three_unfused_ts3ray_runs(tmp_path):
+    configs = values("ce")
+    array = FusedArray([make_config(v) for v in configs])
+    fused = fused_rows(array)
+    for k, config in enumerate(configs):
+        unfused = ts3ray.run(config, out=str(tmp_path / f"run{k}")).epochs
+        unfused = unfused.sort_values(["round", "epoch"]).to_dict("records")
+        mine = fused[array.configs[k].run_id]
+        assert len(mine) == len(unfused) == 2 * 3
+        for a, b in zip(unfused, mine):
+            assert (a["round"], a["epoch"], a["stage"]) == (b["round"], b["epoch"], b["stage"])
+            assert abs(a["loss_sparse"] - b["loss_sparse"]) <= 1e-4
+            assert a["acc_sparse"] == b["acc_sparse"]  # the same correct test predictions
+            assert a["sparsity"] == b["sparsity"] and a["lr"] == b["lr"]
+            assert a["nonzero_params"] == b["nonzero_params"]
+    losses = [[r["loss_sparse"] for r in rows] for rows in fused.values()]
+    assert losses[0] != losses[1] != losses[2]  # three different trials, not one copied
+
+
+def test_pruned_weights_stay_exactly_zero_per_member():
+    array = FusedArray([make_config(v) for v in values("ce", epochs=2)])
+    for _ in range(3):  # level 0 (2 epochs), then 1 epoch of level 1 under the masks
+        array.train_epoch()
+    assert array.members[0].level == 1
+    masks = [m.masks["S"] for m in array.members]
+    for member, mask in zip(array.members, masks):
+        weights = dict(member.sparse_model.named_parameters())
+        for name, keep in mask.items():
+            assert torch.all(weights[name][~keep] == 0)  # exactly zero after SGD steps
+            assert torch.all(array.nets["S"].params[name][array.members.index(member)][~keep]
+                             == 0)
+        assert member.sparsity() == pytest.approx(0.5, abs=1e-4)
+    # each member pruned by its own magnitudes: different masks
+    assert not torch.equal(masks[0]["fc1.weight"], masks[1]["fc1.weight"])
+    # and its surviving weights were trained (they moved off their initial values)
+    init = array.members[0].init_states["S"]["fc1.weight"]
+    kept = masks[0]["fc1.weight"]
+    assert not torch.equal(array.members[0].sparse_model.fc1.weight[kept], init[kept])
+
+
+def _unfused_with_counts(config):
+    """An unfused run's records and each epoch's selection counts (EpochStats sums)."""
+    run, rows, counts = LotteryRun(config), [], []
+    while not run.done:
+        start = run.begin_epoch()
+        run.method.step(start.nets, start.ctx)
+        counts.append({k: v.item() for k, v in start.stats.sums.items()
+                       if not k.startswith("loss")})
+        rows.append(run.finish_epoch(start))
+    return rows, counts
+
+
+def test_ts3net_members_with_own_lam_tau_gamma_equal_unfused_runs():
+    configs = [make_config(v) for v in values("ts3net")]  # warmup, alternate, refine
+    array = FusedArray(configs)
+    fused, fused_counts = [], []
+    while not array.done:
+        fused.append(array.train_epoch())
+        fused_counts.append({k: v.tolist() for k, v in array.last_sums.items()
+                             if not k.startswith("loss")})
+    for k, config in enumerate(configs):
+        rows, counts = _unfused_with_counts(config)
+        assert [r["stage"] for r in rows] == ["warmup", "alternate", "refine"] * 2
+        for e, (a, b) in enumerate(zip(rows, (epoch[k] for epoch in fused))):
+            assert abs(a["loss_sparse"] - b["loss_sparse"]) <= 1e-4
+            if not math.isnan(a["loss_dense"]):
+                assert abs(a["loss_dense"] - b["loss_dense"]) <= 1e-4
+            assert a["acc_sparse"] == b["acc_sparse"] and a["acc_dense"] == b["acc_dense"]
+            assert a["relabel_count"] == b["relabel_count"]
+            # the same selection counts: selected, selected_correct, relabeled, ...
+            assert counts[e] == {key: v[k] for key, v in fused_counts[e].items()}
+    relabeled = [epoch[k]["relabel_count"] for epoch in fused for k in range(3)
+                 if epoch[k]["stage"] == "refine"]
+    assert len(set(relabeled)) > 1  # members relabel by their own tau
+
+
+def test_rowwise_top_k_is_each_rows_small_loss_set():
+    losses = torch.rand(4, 37, generator=torch.Generator().manual_seed(3))
+    keep = small_loss_count(37, 0.4)
+    fused = rowwise_small_loss_mask(losses, keep)
+    for row, mask in zip(losses, fused):
+        assert torch.equal(mask, small_loss_mask(row, 0.4)) and int(mask.sum()) == keep
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"lr": 0.1}, "lr"),  # members may differ only in seed, lam, tau, gamma
+    ({"method": "jocor"}, "method"),
+    ({"grad_clip": 1.0}, "grad_clip"),
+    ({"selection": "gmm"}, "selection"),
+    ({"alternate": "parity"}, "alternate"),
+])
+def test_unfusable_arrays_are_refused_in_one_line(changes, key):
+    shared = [{**v, "protocol": "shared"} for v in values("ts3net")]  # recipe keys settable
+    if key == "lr":  # only the last member differs
+        configs = [make_config(v) for v in shared[:2]] + [make_config({**shared[2], **changes})]
+    else:
+        configs = [make_config({**v, **changes}) for v in shared]
+    with pytest.raises(ConfigError) as err:
+        check_fusable(configs)
+    assert err.value.key == key and "\n" not in str(err.value)
+    if key == "lr":
+        assert "member 2 differs" in str(err.value)
+
+
+def test_a_resumed_array_continues_as_if_uninterrupted(tmp_path):
+    configs = [make_config(v) for v in values("ts3net")]
+    whole = [r for records in FusedArray(configs).epochs() for r in records]
+    first = FusedArray(configs)
+    for _ in range(4):  # into level 1, after a prune and reset
+        first.train_epoch()
+    torch.save(first.state_dict(), tmp_path / "array.pt")
+    resumed = FusedArray(configs)
+    resumed.load_state_dict(torch.load(tmp_path / "array.pt", weights_only=True))
+    list(resumed.epochs())
+    rows = [r for m in resumed.members for r in m.epoch_rows]
+    key = lambda r: (r["run_id"], r["global_epoch"])
+    strip = lambda r: {k: "nan" if isinstance(v, float) and math.isnan(v) else v
+                       for k, v in r.items() if k != "seconds"}
+    assert [strip(r) for r in sorted(rows, key=key)] == [strip(r) for r in sorted(whole, key=key)]
+
+
+def _plain(rows):
+    return [{k: "nan" if isinstance(v, float) and math.isnan(v) else v
+             for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_a_member_checkpoint_continues_as_an_unfused_run(tmp_path):
+    """A member's state is an unfused LotteryRun checkpoint, momentum rows included."""
+    configs = [make_config(v) for v in values("ts3net")]
+    array = FusedArray(configs)
+    for _ in range(4):  # mid level 1: SGD momentum buffers hold state
+        array.train_epoch()
+    torch.save(array.member_state(1), tmp_path / "member1.pt")
+    alone = LotteryRun(configs[1])
+    alone.load_state_dict(torch.load(tmp_path / "member1.pt", weights_only=True))
+    list(alone.epochs())
+    assert _plain(alone.epoch_rows) == _plain(list(LotteryRun(configs[1]).epochs()))
+
+
+def test_a_shrunk_array_continues_its_members_runs():
+    """Members 0 and 2 go on in an array of two after member 1 stops (ASHA frees its share)."""
+    configs = [make_config(v) for v in values("ce")]
+    whole = fused_rows(FusedArray(configs))
+    array = FusedArray(configs)
+    for _ in range(2):
+        array.train_epoch()
+    shrunk = array.subset([0, 2])
+    assert shrunk.size == 2 and shrunk.members[0].global_epoch == 2
+    list(shrunk.epochs())
+    for member, config in zip(shrunk.members, (configs[0], configs[2])):
+        assert _plain(member.epoch_rows) == _plain(whole[config.run_id])
