@@ -20,7 +20,9 @@ MEMBERS = [dict(seed=0, lam=0.5, tau=0.7, gamma=0.5), dict(seed=1, lam=0.0, tau=
 
 
 def values(method, **changes):
-    return [{**TINY, "method": method, **member, **changes} for member in MEMBERS]
+    """Each member's run keys; lam, tau, gamma only where they act (TS3-Net)."""
+    own = (lambda m: m) if method == "ts3net" else (lambda m: {"seed": m["seed"]})
+    return [{**TINY, "method": method, **own(member), **changes} for member in MEMBERS]
 
 
 def fused_rows(array):
@@ -123,6 +125,8 @@ def test_unfusable_arrays_are_refused_in_one_line(changes, key):
     shared = [{**v, "protocol": "shared"} for v in values("ts3net")]  # recipe keys settable
     if key == "lr":  # only the last member differs
         configs = [make_config(v) for v in shared[:2]] + [make_config({**shared[2], **changes})]
+    elif key == "method":  # another method, with the members' own seeds only
+        configs = [make_config({**v, **changes}) for v in values("jocor", protocol="shared")]
     else:
         configs = [make_config({**v, **changes}) for v in shared]
     with pytest.raises(ConfigError) as err:
