@@ -140,6 +140,7 @@ def _unknown_head_type(c):
 
 def _min_workers_over_max(c):
     c["available_node_types"]["gpu_spot"]["min_workers"] = 9
+    c["available_node_types"]["gpu_spot"]["max_workers"] = 9  # the type alone is consistent
 
 
 def _old_wheel_pin(c):
@@ -406,3 +407,27 @@ def test_a_broken_dockerfile_fails_one_line_per_problem(capsys, tmp_path):
         "line 20: FROM base-${VARIANT}: no stage base-cuda for VARIANT",
         "line 26: COPY sweeps2: not in the build context " + str(tmp_path),
         "ARG RAY_VERSION: 2.9.0: must equal the installed ray 2.60.0"]
+
+
+@pytest.mark.parametrize("name, change, line", [
+    ("rayjob.yaml", lambda c: c["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(replicas=-2),
+     "spec.rayClusterSpec.workerGroupSpecs.0.replicas: -2 is not allowed: a whole number >= 0"),
+    ("rayjob.yaml", lambda c: c["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(
+        minReplicas=3, maxReplicas=2, replicas=None) or
+        c["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].pop("replicas"),
+     "spec.rayClusterSpec.workerGroupSpecs.0.maxReplicas: 2 is smaller than minReplicas=3"),
+    ("rayjob.yaml", lambda c: c["spec"]["rayClusterSpec"]["workerGroupSpecs"][0].update(replicas=9),
+     "spec.rayClusterSpec.workerGroupSpecs.0.replicas: 9 is larger than maxReplicas=8"),
+    ("gpu.yaml", lambda c: c["available_node_types"]["gpu_worker"].update(min_workers=-3),
+     "available_node_types.gpu_worker.min_workers: -3 is not allowed: a whole number >= 0"),
+    ("gpu.yaml", lambda c: c["available_node_types"]["gpu_worker"].update(min_workers=3,
+                                                                         max_workers=2),
+     "available_node_types.gpu_worker.max_workers: 2 is smaller than min_workers=3"),
+])
+def test_worker_counts_below_zero_or_out_of_order_are_refused(capsys, tmp_path, name, change,
+                                                              line):
+    config = load(name)
+    change(config)
+    path = write(tmp_path, config, name)
+    code, lines = run_check(capsys, path)
+    assert (code, lines) == (2, [f"{path}: {line}"])

@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterable
 
 import yaml
 
-from ts3ray.cluster_rayjob import is_rayjob, placeholder_problems, rayjob_problems
+from ts3ray.cluster_rayjob import (count_problems, is_rayjob, placeholder_problems,
+                                   rayjob_problems)
 from ts3ray.yaml_input import YamlInputError, read_yaml_file
 
 CLOUD_PROVIDERS = ("aws", "gcp", "azure", "aliyun", "vsphere")
@@ -344,6 +345,12 @@ def rule_node_types(cf: ClusterFile) -> list[Problem]:
     if head not in cf.node_types:
         return [Problem("head_node_type", f"{head!r} is not one of available_node_types "
                         f"({', '.join(cf.node_types)})")]
+    counts = [Problem(*p) for name, spec in cf.node_types.items()
+              for p in count_problems(f"available_node_types.{name}.", spec, "min_workers",
+                                      "max_workers")]
+    counts += [Problem(*p) for p in count_problems("", config, "min_workers", "max_workers")]
+    if counts:
+        return counts
     total_min = sum(_count(s.get("min_workers")) or 0 for s in cf.node_types.values())
     global_max = _count(config.get("max_workers"))
     if global_max is not None and total_min > global_max:

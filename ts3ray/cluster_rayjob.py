@@ -115,6 +115,30 @@ def _gpus(container: dict) -> Any:
     return _map(_map(container.get("resources")).get("limits")).get("nvidia.com/gpu")
 
 
+def count_problems(prefix: str, group: dict, low: str, high: str,
+                   also: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Worker counts of one group (KubeRay replicas/minReplicas/maxReplicas, the autoscaler's
+    min_workers/max_workers): whole numbers >= 0, `low` <= each of `also` <= `high`."""
+    out, given = [], {}
+    for key in (low, *also, high):
+        if key not in group:
+            continue
+        value = group[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue  # the schema reports a count that is not an integer
+        if value < 0:
+            out.append((f"{prefix}{key}", f"{value} is not allowed: a whole number >= 0"))
+        else:
+            given[key] = value
+    for key in also + (high,):
+        if low in given and key in given and given[key] < given[low]:
+            out.append((f"{prefix}{key}", f"{given[key]} is smaller than {low}={given[low]}"))
+    for key in also:
+        if high in given and key in given and given[key] > given[high]:
+            out.append((f"{prefix}{key}", f"{given[key]} is larger than {high}={given[high]}"))
+    return out
+
+
 def rayjob_problems(config: dict, installed_ray: str | None,
                     installed_ts3ray: str | None = None) -> list[tuple[str, str]]:
     """(key path, problem) pairs for a RayJob manifest."""
@@ -136,6 +160,9 @@ def rayjob_problems(config: dict, installed_ray: str | None,
     gpu_groups = [w for w in workers if any(isinstance(_gpus(c), int) and _gpus(c) >= 1
                                            for c in _containers(w))
                   and int(w.get("maxReplicas") or 0) >= 1]
+    for i, group in enumerate(workers):
+        out += count_problems(f"spec.rayClusterSpec.workerGroupSpecs.{i}.", group,
+                              "minReplicas", "maxReplicas", also=("replicas",))
     if workers and not gpu_groups:
         out.append(("spec.rayClusterSpec.workerGroupSpecs", "no group asks for an integer "
                     "nvidia.com/gpu >= 1 in its container limits with maxReplicas >= 1"))
