@@ -17,7 +17,7 @@ def _group(config: dict) -> dict:
 CASES = {  # file name -> (shipped file, change, text of the one line)
     "neg-replicas.yaml": ("rayjob.yaml", lambda c: _group(c).update(replicas=-2),
                           "replicas: -2 is not allowed: a whole number >= 0"),
-    "max-under-min.yaml": ("rayjob.yaml", lambda c: _group(c).update(minReplicas=9, replicas=9),
+    "max-under-min.yaml": ("rayjob.yaml", lambda c: _group(c).update(minReplicas=9) or _group(c).pop("replicas"),
                            "maxReplicas: 8 is smaller than minReplicas=9"),
     "neg-min-workers.yaml": ("gpu.yaml", lambda c: c["available_node_types"]["gpu_worker"]
                              .update(min_workers=-1),
