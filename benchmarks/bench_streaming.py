@@ -27,8 +27,8 @@ from torchvision import transforms
 from torchvision.io import encode_jpeg
 
 from bench_batches import one_pass  # this folder: timing shared with the device-batch bench
-from ts3ray.data.files import FileSplit, ImageTransform
-from ts3ray.data.streaming import StreamingBatches
+from ts3ray.data.core.files import FileSplit, ImageTransform
+from ts3ray.data.core.streaming import StreamingBatches
 
 MEAN, STD = (0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3214)
 TRANSFORM = ImageTransform(size=224, resize=256, flip=True)

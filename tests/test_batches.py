@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import transforms
 
-from ts3ray.data.batches import Batch, DeviceBatches, crop_and_flip, eval_batches
+from ts3ray.data.core.batches import Batch, DeviceBatches, crop_and_flip, eval_batches
 from ts3ray.errors import ConfigError
 
 MEAN, STD = (0.5, 0.25, 0.125), (0.25, 0.5, 2.0)

@@ -11,8 +11,8 @@ import pytest
 
 from ts3ray.config import make_config
 from ts3ray.data import local_data_root
-from ts3ray.data.cache import COMPLETE, cached_folder
-from ts3ray.data.idx import write_idx
+from ts3ray.data.core.cache import COMPLETE, cached_folder
+from ts3ray.data.sources.idx import write_idx
 from ts3ray.errors import DataMissingError
 
 FILES = {"train-images-idx3-ubyte": (600, 28, 28), "train-labels-idx1-ubyte": (600,),

@@ -1,5 +1,5 @@
 """Paths and labels read from a real-world dataset's own files stay inside its folder and its
-classes (ts3ray/data/contained.py): `..`, absolute paths, NUL bytes and symlinks out of the
+classes (ts3ray/data/core/contained.py): `..`, absolute paths, NUL bytes and symlinks out of the
 folder refused with the list file, its line and the entry; labels outside the classes refused
 with the file, the line, the value and the range; a symlinked dataset folder accepted. Every
 fixture is the dataset's exact on-disk layout (tests/realworld_layouts.py)."""

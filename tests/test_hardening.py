@@ -24,8 +24,8 @@ import ts3ray
 from processes import ctrl_c_as_from_a_terminal, process_tree
 from ts3ray.cli import main
 from ts3ray.config import make_config
-from ts3ray.data.idx import write_idx
-from ts3ray.data.safe_pickle import RefusedContent, loads_restricted
+from ts3ray.data.sources.idx import write_idx
+from ts3ray.data.core.safe_pickle import RefusedContent, loads_restricted
 from ts3ray.errors import UserError
 from ts3ray.run_lock import LOCK_NAME, FolderLocked, RunFolderLock
 from ts3ray.yaml_input import YamlInputError, expanded_size, parse_yaml

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ts3ray.data import NOISE_KINDS, apply_label_noise
-from ts3ray.data.noise import ASYM_MAPS, transition_matrix
+from ts3ray.data.core.noise import ASYM_MAPS, transition_matrix
 from ts3ray.errors import ConfigError
 
 N = 50_000

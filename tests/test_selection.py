@@ -13,7 +13,7 @@ import torch
 
 from ts3ray.config import METHOD_PARAMS, RunConfig, make_config
 from ts3ray.data import ImageDataset, load_dataset, make_synthetic
-from ts3ray.data.split import holdout_split
+from ts3ray.data.core.split import holdout_split
 from ts3ray.errors import ConfigError, UserError
 from ts3ray.results.load import selection_notes
 from ts3ray.results.pareto import fronts, pareto_front, sparsest_within

@@ -9,9 +9,9 @@ from torchvision.io import decode_image
 import realworld_layouts as layouts
 from ts3ray.data import (DeviceBatches, FileSplit, ImageTransform, StreamingBatches, choose_data_path,
                          load_file_dataset, make_synthetic, stream_eval_batches, topk_accuracy, topk_correct)
-from ts3ray.data.batches import eval_batches
-from ts3ray.data.metrics import evaluate_topk
-from ts3ray.data.placement import materialise, resident_bytes
+from ts3ray.data.core.batches import eval_batches
+from ts3ray.data.core.metrics import evaluate_topk
+from ts3ray.data.core.placement import materialise, resident_bytes
 from ts3ray.errors import ConfigError, DataMissingError
 
 
@@ -69,7 +69,7 @@ def test_decode_on_the_device_matches_decode_in_workers(clothing):
 
 def test_training_view_is_resize_random_crop_flip(clothing):
     """Check one sample by hand: shorter side to 256, the drawn 224 crop, the drawn flip."""
-    from ts3ray.data.streaming import epoch_draws
+    from ts3ray.data.core.streaming import epoch_draws
 
     stream = StreamingBatches.of(clothing, batch_size=7, augment=True, device="cpu", seed=4, workers=0)
     batch = next(stream.epoch(9))

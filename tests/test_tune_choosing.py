@@ -56,7 +56,7 @@ def test_grouped_asha_stops_only_at_level_ends_and_never_across_settings(local_r
 
 def write_mnist_layout(root, permute_test_labels: bool) -> None:
     """digits (8x8, upscaled to 28x28) as MNIST idx files, test labels optionally shuffled."""
-    from ts3ray.data.idx import write_idx
+    from ts3ray.data.sources.idx import write_idx
 
     digits = load_dataset("digits", seed=0)
     raw = root / "MNIST" / "raw"

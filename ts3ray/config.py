@@ -103,7 +103,7 @@ class RunConfig:
     noise_convention: str = "sample"  # "sample": per-sample draw from T (official code)
     # real-world data (issue 13): CIFAR-N label set for noise=human, and where batches come from
     noise_labels: str = ""  # noise=human on cifar10/cifar100: aggre|random1..3|worst / noisy
-    data_path: str = "auto"  # auto|device|stream (ts3ray.data.placement); not in run_id
+    data_path: str = "auto"  # auto|device|stream (ts3ray.data.core.placement); not in run_id
     data_workers: int = 2  # DataLoader worker processes of the streaming path; not in run_id
     # model and method
     arch: str = "lenet_300_100"

@@ -35,7 +35,7 @@ class DataMissingError(UserError, FileNotFoundError):
 
 class DataFileError(UserError, ValueError):
     """A dataset's list file names a path outside the dataset folder, or a label outside the
-    classes; the message names the list file, the line and the value (ts3ray/data/contained.py)."""
+    classes; the message names the list file, the line and the value (ts3ray/data/core/contained.py)."""
 
 
 class Terminated(KeyboardInterrupt):

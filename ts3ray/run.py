@@ -27,9 +27,9 @@ from ts3ray.accel import Acceleration, peak_memory_mb, reset_peak_memory, static
 from ts3ray.config import RunConfig
 from ts3ray import data
 from ts3ray.data import DeviceBatches
-from ts3ray.data.metrics import topk_correct
-from ts3ray.data.prepared import EvalSet as PreparedEval
-from ts3ray.data.streaming import StreamingBatches
+from ts3ray.data.core.metrics import topk_correct
+from ts3ray.data.core.prepared import EvalSet as PreparedEval
+from ts3ray.data.core.streaming import StreamingBatches
 from ts3ray.devices import check_device_exists
 from ts3ray.errors import ConfigError
 from ts3ray.method.base import EpochContext, EpochStats, Net

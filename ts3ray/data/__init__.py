@@ -1,18 +1,24 @@
 """Datasets as device-ready tensors or image files, label noise (synthetic and human), and the
-device-resident and streaming batch paths."""
-from ts3ray.data.batches import Batch, DeviceBatches
-from ts3ray.data.cache import check_remote_root, local_data_root
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.files import FileImageDataset, FileSplit, ImageTransform
-from ts3ray.data.human import LABEL_SETS, check_noise, check_noise_files, human_noise_rate
-from ts3ray.data.metrics import evaluate_topk, topk_accuracy, topk_correct
-from ts3ray.data.noise import ASYM_MAPS, NOISE_KINDS, NoisyLabels, apply_label_noise
-from ts3ray.data.placement import DATA_PATHS, choose_data_path
-from ts3ray.data.prepared import EvalSet, PreparedData, prepare_data, training_labels
+device-resident and streaming batch paths.
+
+Two rooms: ``sources/`` holds one module per dataset (its on-disk layout, its checks, its
+loader) and the registry (``sources/__init__.py``); ``core/`` holds what they share: list
+files read and every listed path resolved inside data_root (``core/files.py``,
+``core/contained.py``, the one place that resolves and checks a dataset path), decoding,
+caching, remote roots, noise, the validation split, placement, batches and streaming."""
+from ts3ray.data.core.batches import Batch, DeviceBatches
+from ts3ray.data.core.cache import check_remote_root, local_data_root
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.core.files import FileImageDataset, FileSplit, ImageTransform
+from ts3ray.data.sources.human import LABEL_SETS, check_noise, check_noise_files, human_noise_rate
+from ts3ray.data.core.metrics import evaluate_topk, topk_accuracy, topk_correct
+from ts3ray.data.core.noise import ASYM_MAPS, NOISE_KINDS, NoisyLabels, apply_label_noise
+from ts3ray.data.core.placement import DATA_PATHS, choose_data_path
+from ts3ray.data.core.prepared import EvalSet, PreparedData, prepare_data, training_labels
 from ts3ray.data.sources import (DATASET_NAMES, FILE_DATASET_NAMES, check_available, load_dataset, load_file_dataset,
                                  num_classes_of, ships_clean_val)
-from ts3ray.data.streaming import StreamingBatches, stream_eval_batches
-from ts3ray.data.synthetic import make_synthetic
+from ts3ray.data.core.streaming import StreamingBatches, stream_eval_batches
+from ts3ray.data.sources.synthetic import make_synthetic
 
 __all__ = [
     "check_remote_root", "local_data_root",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from ts3ray.data.cifarn_fetch import CIFARN_FETCHABLE, fetch_cifarn
-    from ts3ray.data.fetch import fetch, summary_lines
+    from ts3ray.data.sources.cifarn_fetch import CIFARN_FETCHABLE, fetch_cifarn
+    from ts3ray.data.core.fetch import fetch, summary_lines
 
     if args.name in CIFARN_FETCHABLE:
         rates = fetch_cifarn(args.name, Path(args.root), from_dir=args.from_dir, force=args.force)
@@ -34,8 +34,8 @@ SUBCOMMANDS = {"fetch": _fetch, "check": _check}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ts3ray.data.cifarn_fetch import CIFARN_FETCHABLE
-    from ts3ray.data.fetch import FETCHABLE
+    from ts3ray.data.sources.cifarn_fetch import CIFARN_FETCHABLE
+    from ts3ray.data.core.fetch import FETCHABLE
     from ts3ray.data.sources import DATASET_NAMES
 
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)

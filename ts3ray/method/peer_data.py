@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ts3ray.data.batches import CROP_PADDING, DeviceBatches, crop_and_flip
+from ts3ray.data.core.batches import CROP_PADDING, DeviceBatches, crop_and_flip
 
 # GMM of the per-sample losses as in DivideMix's eval_train (and ts3ray's GMMSelector)
 GMM_KW = dict(n_components=2, max_iter=10, tol=1e-2, reg_covar=5e-4)

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import torch
 
-from ts3ray.data.contained import Contained
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.files import (UNKNOWN_LABEL, FileImageDataset, FileSplit, ImageTransform, read_key_list,
+from ts3ray.data.core.contained import Contained
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.core.files import (UNKNOWN_LABEL, FileImageDataset, FileSplit, ImageTransform, read_key_list,
                                read_label_list, require)
 from ts3ray.errors import DataMissingError
 
@@ -93,7 +93,7 @@ class Clothing1MSource:
 
     def load(self, root: Path, seed: int = 0) -> ImageDataset:
         """Refused with the reason: Clothing1M is read by the streaming path only."""
-        from ts3ray.data.placement import materialise
+        from ts3ray.data.core.placement import materialise
 
         return materialise(self.load_files(root)).dataset
 

@@ -18,7 +18,7 @@ downloaded by ts3ray.
 Preprocessing: the paper does not state it; ts3ray uses the CIFAR recipe of the official code
 (random crop of the 4-pixel zero-padded 64 x 64 image + horizontal flip) and ImageNet channel
 statistics. At 614 MB of uint8 pixels the training set fits on a GPU, so by default it is
-decoded once and served by the device-resident batches (see ts3ray.data.placement).
+decoded once and served by the device-resident batches (see ts3ray.data.core.placement).
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from ts3ray.data.contained import Contained
-from ts3ray.data.contained import Contained
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.files import (IMAGENET_MEAN, IMAGENET_STD, UNKNOWN_LABEL, FileImageDataset, FileSplit,
+from ts3ray.data.core.contained import Contained
+from ts3ray.data.core.contained import Contained
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.core.files import (IMAGENET_MEAN, IMAGENET_STD, UNKNOWN_LABEL, FileImageDataset, FileSplit,
                                ImageTransform, require)
 from ts3ray.errors import DataMissingError
 
@@ -90,7 +90,7 @@ class Animal10NSource:
 
     def load(self, root: Path, seed: int = 0) -> ImageDataset:
         """Decoded into tensors; ``train_y`` holds the published (noisy) training labels."""
-        from ts3ray.data.placement import materialise
+        from ts3ray.data.core.placement import materialise
 
         return materialise(self.load_files(root)).dataset
 

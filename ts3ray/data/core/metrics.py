@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from ts3ray.data.batches import Batch
+from ts3ray.data.core.batches import Batch
 from ts3ray.errors import ConfigError
 
 

@@ -2,7 +2,7 @@
 
 ``prepare_data(...)`` loads the dataset, makes the training labels (synthetic noise drawn
 from T, CIFAR-N human labels, or a real-world set's own labels), chooses the data path
-(:func:`ts3ray.data.placement.choose_data_path`) and returns a :class:`PreparedData`:
+(:func:`ts3ray.data.core.placement.choose_data_path`) and returns a :class:`PreparedData`:
 
 - ``train``: ``DeviceBatches`` or ``StreamingBatches`` (same interface) over the training
   set, ``labels`` = the noisy labels training sees;
@@ -25,16 +25,16 @@ from pathlib import Path
 
 import torch
 
-from ts3ray.data.batches import Batch, DeviceBatches, _to_device, eval_batches
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.files import UNKNOWN_LABEL, FileImageDataset
-from ts3ray.data.human import OWN_LABEL_DATASETS, check_noise, check_noise_files, given_labels, human_labels
-from ts3ray.data.noise import NoisyLabels, apply_label_noise
-from ts3ray.data.placement import choose_data_path, materialise
+from ts3ray.data.core.batches import Batch, DeviceBatches, _to_device, eval_batches
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.core.files import UNKNOWN_LABEL, FileImageDataset
+from ts3ray.data.sources.human import OWN_LABEL_DATASETS, check_noise, check_noise_files, given_labels, human_labels
+from ts3ray.data.core.noise import NoisyLabels, apply_label_noise
+from ts3ray.data.core.placement import choose_data_path, materialise
 from ts3ray.data.sources import FILE_DATASET_NAMES, load_dataset, load_file_dataset
-from ts3ray.data.split import holdout_split
-from ts3ray.data.streaming import StreamingBatches, stream_eval_batches
-from ts3ray.data.files import FileSplit
+from ts3ray.data.core.split import holdout_split
+from ts3ray.data.core.streaming import StreamingBatches, stream_eval_batches
+from ts3ray.data.core.files import FileSplit
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import torch
 from ts3ray.errors import ConfigError
 
 SYNTHETIC_KINDS = ("none", "sym", "asym", "pairflip")  # drawn from a transition matrix T here
-NOISE_KINDS = (*SYNTHETIC_KINDS, "human")  # human: labels read from files (ts3ray.data.human)
+NOISE_KINDS = (*SYNTHETIC_KINDS, "human")  # human: labels read from files (ts3ray.data.sources.human)
 CONVENTIONS = ("sample", "exact")
 
 # Asymmetric maps (source class -> the similar class it is flipped to), from the official code.

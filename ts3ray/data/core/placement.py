@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ts3ray.data.batches import CROP_PADDING, _to_device
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.files import FileImageDataset
+from ts3ray.data.core.batches import CROP_PADDING, _to_device
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.core.files import FileImageDataset
 from ts3ray.errors import ConfigError, UserError
 
 DATA_PATHS = ("auto", "device", "stream")
@@ -93,7 +93,7 @@ def materialise(dataset: FileImageDataset, *, workers: int = 2) -> Materialised:
     ``train_y`` of the result holds the labels training sees (for a real-world set, its
     published noisy labels). UserError if the dataset's augmentation needs the streaming path.
     """
-    from ts3ray.data.streaming import decode_split
+    from ts3ray.data.core.streaming import decode_split
 
     obstacle = device_path_obstacle(dataset)
     if obstacle:

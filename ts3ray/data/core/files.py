@@ -2,9 +2,9 @@
 
 Large real-world sets (Clothing1M: ~1M images) cannot be held as one uint8 tensor, so a
 :class:`FileImageDataset` keeps only paths and labels; the streaming path
-(:mod:`ts3ray.data.streaming`) decodes the images batch by batch, and a small set (ANIMAL-10N)
-can still be decoded once into an :class:`~ts3ray.data.dataset.ImageDataset`
-(:func:`ts3ray.data.placement.materialise`) for the device-resident path.
+(:mod:`ts3ray.data.core.streaming`) decodes the images batch by batch, and a small set (ANIMAL-10N)
+can still be decoded once into an :class:`~ts3ray.data.core.dataset.ImageDataset`
+(:func:`ts3ray.data.core.placement.materialise`) for the device-resident path.
 
 A dataset has
 - ``train``: the training images with the labels training sees (the *noisy* labels of a
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ts3ray.data.contained import Contained
+from ts3ray.data.core.contained import Contained
 from ts3ray.errors import DataFileError, DataMissingError, shorten
 
 UNKNOWN_LABEL = -1  # train_true where the clean label of a training image is not known
@@ -36,7 +36,7 @@ class ImageTransform:
     Training: resize the shorter side to ``resize`` (if set), zero-pad by ``pad``, random
     ``size`` crop, random horizontal flip (if ``flip``). Evaluation: resize (if set), then the
     centre ``size`` crop. ``resize=None, pad=4`` is the CIFAR recipe of the device-resident
-    batches (:data:`ts3ray.data.batches.CROP_PADDING`).
+    batches (:data:`ts3ray.data.core.batches.CROP_PADDING`).
     """
 
     size: int
@@ -151,7 +151,7 @@ def read_text(path: Path, hint: str, contain: Contained) -> str:
 def read_label_list(path: Path, hint: str, contain: Contained, classes: range, *, opened: range | None = None,
                     prefix: str = "", what: str = "") -> list[tuple[str, int]]:
     """Lines ``<path> <integer label>`` (blank lines skipped), every label in ``classes`` and
-    every path contained (:mod:`ts3ray.data.contained`): :meth:`~Contained.path` (``prefix``
+    every path contained (:mod:`ts3ray.data.core.contained`): :meth:`~Contained.path` (``prefix``
     + path) where the label is in ``opened`` (the images the dataset reads), else only
     :meth:`~Contained.name`. A malformed line is a DataMissingError (a damaged download), a
     label or path out of bounds a DataFileError; both name the file and the line."""

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ts3ray.data.dataset import ImageDataset
+from ts3ray.data.core.dataset import ImageDataset
 from ts3ray.data.sources import load_dataset
-from ts3ray.data.torchvision_layout import FASHION_MNIST, IDX_FILES, MNIST, IdxSource
+from ts3ray.data.sources.torchvision_layout import FASHION_MNIST, IDX_FILES, MNIST, IdxSource
 from ts3ray.errors import DataMissingError, UserError
 from ts3ray.paths import check_input_dir, check_output_dir
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ts3ray.data.dataset import ImageDataset, channel_stats
+from ts3ray.data.core.dataset import ImageDataset, channel_stats
 
 TEST_FRACTION = 0.2
 PIXEL_MAX = 16  # load_digits pixels are integers 0..16

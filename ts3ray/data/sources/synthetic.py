@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ts3ray.data.dataset import ImageDataset, channel_stats
+from ts3ray.data.core.dataset import ImageDataset, channel_stats
 from ts3ray.errors import ConfigError
 
 DEFAULT_NOISE = 0.4  # a linear model reaches ~92% test accuracy on the 1x8x8 default

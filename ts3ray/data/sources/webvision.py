@@ -39,9 +39,9 @@ from pathlib import Path
 
 import torch
 
-from ts3ray.data.contained import Contained
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.files import (IMAGENET_MEAN, IMAGENET_STD, UNKNOWN_LABEL, FileImageDataset, FileSplit,
+from ts3ray.data.core.contained import Contained
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.core.files import (IMAGENET_MEAN, IMAGENET_STD, UNKNOWN_LABEL, FileImageDataset, FileSplit,
                                ImageTransform, read_label_list, read_text, require)
 from ts3ray.errors import DataMissingError
 
@@ -122,7 +122,7 @@ class WebVision50Source:
 
     def load(self, root: Path, seed: int = 0) -> ImageDataset:
         """Refused with the reason: WebVision is read by the streaming path only."""
-        from ts3ray.data.placement import materialise
+        from ts3ray.data.core.placement import materialise
 
         return materialise(self.load_files(root)).dataset
 

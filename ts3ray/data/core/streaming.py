@@ -1,6 +1,6 @@
 """Streaming mini-batches for datasets that do not fit in device memory (Clothing1M, WebVision).
 
-``StreamingBatches`` has the interface of :class:`ts3ray.data.batches.DeviceBatches`:
+``StreamingBatches`` has the interface of :class:`ts3ray.data.core.batches.DeviceBatches`:
 ``.epoch(key)`` yields ``Batch(x, y, idx)`` (x float32 normalised on the device, y the current
 labels of those samples, idx their indices into the training set), ``.in_order()`` walks the
 set in index order without augmentation, ``.labels`` is settable, ``.num_samples``, ``len()``.
@@ -12,7 +12,7 @@ How a batch is made
   Workers draw nothing, so the pixels do not depend on the worker count or timing.
 - A torch DataLoader with ``workers`` processes reads the files; each worker decodes
   (torchvision.io), resizes, crops and flips its samples to uint8 ``S x S`` images
-  (:mod:`ts3ray.data.decode`). With ``decode="device"`` (the default on CUDA) workers only
+  (:mod:`ts3ray.data.core.decode`). With ``decode="device"`` (the default on CUDA) workers only
   read the bytes of JPEG files, and the main process decodes the whole batch in one nvJPEG call
   on the GPU before the same geometric steps run there.
 - Batches come back in pinned memory (on CUDA), are copied without blocking and normalised on
@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ts3ray.data.batches import Batch, LabelledBatches, _check_batch_size, _Normalizer, _to_device, epoch_seed
-from ts3ray.data.decode import decode, decode_jpegs_on, eval_view, is_jpeg, read_bytes, train_view
-from ts3ray.data.files import FileImageDataset, FileSplit, ImageTransform
+from ts3ray.data.core.batches import Batch, LabelledBatches, _check_batch_size, _Normalizer, _to_device, epoch_seed
+from ts3ray.data.core.decode import decode, decode_jpegs_on, eval_view, is_jpeg, read_bytes, train_view
+from ts3ray.data.core.files import FileImageDataset, FileSplit, ImageTransform
 from ts3ray.errors import ConfigError, DataMissingError
 
 DECODE_MODES = ("auto", "worker", "device")  # auto: on the device when it is a CUDA GPU

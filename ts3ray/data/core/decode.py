@@ -7,7 +7,7 @@ GPU. Normalisation is left to the batcher (on the device, in batch): a uint8 ima
 quarter of the float32 one to move.
 
 Random choices are never drawn here: the caller passes each sample's crop offsets and flip,
-drawn per epoch from the seeded generator (see :mod:`ts3ray.data.streaming`), so a sample's
+drawn per epoch from the seeded generator (see :mod:`ts3ray.data.core.streaming`), so a sample's
 pixels do not depend on which worker processed it.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image, decode_jpeg
 from torchvision.transforms.v2 import functional as TF
 
-from ts3ray.data.files import ImageTransform
+from ts3ray.data.core.files import ImageTransform
 from ts3ray.errors import DataMissingError
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -70,7 +70,7 @@ def train_view(image: torch.Tensor, t: ImageTransform, offset: tuple[float, floa
     """The training input: resize, pad, crop at ``offset``, flip.
 
     With ``t.pads`` the offsets are the integers 0..2*pad of the padded image, as in
-    :func:`ts3ray.data.batches.crop_and_flip` (same draws give the same pixels); otherwise
+    :func:`ts3ray.data.core.batches.crop_and_flip` (same draws give the same pixels); otherwise
     they are fractions of the free range of the resized image.
     """
     if t.resize is not None:
