@@ -179,8 +179,11 @@ def _resume(out: Path) -> int:
 
 
 def _clean_folder(out: Path) -> bool:
-    return sorted(p.name for p in out.iterdir()) == [
-        "checkpoint.pt", "config.json", "epochs.parquet", "levels.parquet"]
+    """The run's files (and its tickets/), no lock, no temporary file anywhere below."""
+    names = sorted(p.name for p in out.iterdir() if p.name != "tickets")
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    return names == ["checkpoint.pt", "config.json", "epochs.parquet", "levels.parquet"] \
+        and not leftovers
 
 
 def fault_signal(tmp: Path, reference: Path, sig: int, code: int, line: str) -> tuple[bool, str]:
