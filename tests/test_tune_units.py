@@ -446,21 +446,23 @@ def test_what_chooses_is_validation_unless_test_is_asked_for(argv, column):
     assert objective_metric(plan) == column
 
 
-def test_tune_sees_test_accuracy_only_under_a_name_that_says_test():
-    """A level end reports the level's test accuracy as `test_acc` (never a bare `acc` a
-    scheduler could be pointed at by mistake); the objective is the validation column."""
+def test_tune_never_sees_test_accuracy_unless_a_tracker_logs_it():
+    """What Tune's scheduler and searcher get is the objective (validation) and the schedule;
+    the level's test accuracy reaches Optuna's user_attrs from the trial's Parquet rows. Only
+    a tracker (a logger) gets test columns, named test_* so none can be mistaken."""
     from ts3ray.tune.trackers import EPOCH_METRICS
     from ts3ray.tune.trainable import tune_metrics
 
     run = LotteryRun(make_config({"dataset": "synthetic", "epochs": 2, "e1": 1, "e2": 1,
                                   "rounds": 1, "val_fraction": 0.2}))
     records = list(run.epochs())
-    level_end = records[1]
-    metrics = tune_metrics(level_end, run, attempt=1, objective="val_acc_sparse", tracked=True)
-    assert metrics["test_acc"] == level_end["acc_sparse"]
-    assert metrics["val_acc_sparse"] == level_end["val_acc_sparse"]
-    mid = tune_metrics(records[0], run, attempt=1, objective="val_acc_sparse")
-    assert "test_acc" not in mid and mid["val_acc_sparse"] == records[0]["val_acc_sparse"]
+    for record in records:
+        metrics = tune_metrics(record, run, attempt=1, objective="val_acc_sparse")
+        assert metrics["val_acc_sparse"] == record["val_acc_sparse"]
+        test_values = {record[c] for c in record if c.startswith("acc_")}
+        assert not any(k.startswith(("acc", "test")) for k in metrics), metrics
+        assert not test_values & {v for k, v in metrics.items() if isinstance(v, float)
+                                  and k != "val_acc_sparse"}
+    assert tune_metrics(records[1], run, attempt=1, objective=None)["level"] == 0
     test_names = {name for name, column in EPOCH_METRICS.items() if column.startswith("acc_")}
     assert test_names and all(name.startswith("test_") for name in test_names)
-    assert "acc" not in metrics

@@ -326,7 +326,7 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
                                  seed=opts.seed, storage=opts.optuna_storage,
                                  study_name=opts.name,
                                  total_levels=int(plan.common["rounds"]) + 1,
-                                 space=plan.space)
+                                 space=plan.space, results=opts.results_uri)
         num_samples = opts.num_samples
     chooses = plan.selected_on is not None
     tune_config = tune.TuneConfig(

@@ -195,6 +195,26 @@ def optuna_storage(spec: str | None):
     return optuna.storages.JournalStorage(JournalFileBackend(spec))
 
 
+def last_level_test_acc(results: str, trial_id: str) -> float | None:
+    """`acc_sparse_last` of the trial's highest finished level in its levels rows (None when it
+    wrote none); the rows of every attempt, a level written twice read once."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    from ts3ray import storage
+
+    fs, folder = storage.resolve(storage.join(results, "levels", trial_id))
+    files = sorted(f.path for f in fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+                   if f.path.endswith(".parquet"))
+    best = None
+    for path in files:
+        table = pq.read_table(path, filesystem=fs, columns=["round", "acc_sparse_last"])
+        for level, acc in zip(table["round"].to_pylist(), table["acc_sparse_last"].to_pylist()):
+            if best is None or level >= best[0]:
+                best = (level, acc)
+    return None if best is None else float(best[1])
+
+
 def level_aware_search_class():
     """OptunaSearch that reports per level and tells ASHA-stopped trials as PRUNED (a
     function, so that importing this module needs no Ray)."""
@@ -202,14 +222,15 @@ def level_aware_search_class():
     from ray.tune.search.optuna import OptunaSearch
 
     class LevelAwareOptunaSearch(OptunaSearch):
-        def __init__(self, *args, total_levels: int, **kwargs):
+        def __init__(self, *args, total_levels: int, results: str | None = None, **kwargs):
             super().__init__(*args, **kwargs)
             self.total_levels = total_levels  # R + 1: a full-budget trial finishes all
+            self.results = results  # the sweep's results folder: reported test accuracy
 
         def _user_attrs(self, trial_id: str, result: dict | None) -> None:
             """Beside the sampled values (E2 as e2_frac): the Tune trial id, the resolved E1
-            and E2, the last finished level and its reported test accuracy (never the
-            objective: the study optimises `self.metric`, a validation accuracy)."""
+            and E2 and the last finished level (test accuracy: _reported_test_acc; the study
+            optimises `self.metric`, a validation accuracy)."""
             trial = self._ot_trials.get(trial_id)
             if trial is None or not result or not result.get(LEVEL_END):
                 return
@@ -217,8 +238,14 @@ def level_aware_search_class():
             for key in ("level", "e1", "e2"):
                 if key in result:
                     trial.set_user_attr(key, int(result[key]))
-            if "test_acc" in result:
-                trial.set_user_attr("test_acc", float(result["test_acc"]))
+
+        def _reported_test_acc(self, trial_id: str) -> None:
+            """Once, as the trial ends: the test accuracy of its last finished level, read from
+            the rows it wrote (results.py) — never seen by Tune, ASHA or the sampler."""
+            trial = self._ot_trials.get(trial_id)
+            acc = last_level_test_acc(self.results, trial_id) if self.results else None
+            if trial is not None and acc is not None:
+                trial.set_user_attr("test_acc", acc)
 
         def on_trial_result(self, trial_id: str, result: dict) -> None:
             if result.get(LEVEL_END) and trial_id not in self._completed_trials:
@@ -231,6 +258,7 @@ def level_aware_search_class():
                        and result.get(LEVELS_DONE, 0) < self.total_levels)
             if trial_id not in self._completed_trials and not error:
                 self._user_attrs(trial_id, result)
+                self._reported_test_acc(trial_id)
             if not stopped:
                 super().on_trial_complete(trial_id, result, error)
                 return
@@ -250,7 +278,7 @@ def check_sampler(sampler: str) -> None:
 
 def make_searcher(base: dict[str, Any], metric: str, *, sampler: str = "tpe", seed: int = 0,
                   storage: str | None = None, study_name: str | None = None,
-                  total_levels: int | None = None, space=None):
+                  total_levels: int | None = None, space=None, results: str | None = None):
     """A level-aware OptunaSearch over `space` (default `MethodSpace(base['epochs'])`, TS3-Net's
     five parameters) maximising `metric`, starting from the base values."""
     import optuna
@@ -267,4 +295,5 @@ def make_searcher(base: dict[str, Any], metric: str, *, sampler: str = "tpe", se
         storage=optuna_storage(storage),
         study_name=study_name,
         total_levels=total_levels or int(base["rounds"]) + 1,
+        results=results,
     )
