@@ -24,6 +24,7 @@ from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known
                                    resolve_gpus, startable_node_types, startable_worker_limits)
 from ts3ray.tune.runner import (SweepOptions, SweepOutcome, check_experiment,
                                 check_scheduler_options, prepare, run_plan)
+from ts3ray.tune.fusing import arrays_line, check_fuse, fuse_plan
 from ts3ray.tune.search import check_sampler
 from ts3ray.values import finite_float
 
@@ -88,6 +89,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     res.add_argument("--num-cpus", type=int, help="embedded local Ray: CPUs (default: all)")
     res.add_argument("--num-gpus", type=int, help="embedded local Ray: GPUs (logical on CPU)")
     res.add_argument("--address", help="attach to a running cluster (e.g. auto)")
+    res.add_argument("--fuse", type=int, default=1, metavar="K",
+                     help="train up to K lottery runs that differ only in seed, lam, tau, "
+                          "gamma as one fused model per trial (ce, ts3net; for GPUs, where a "
+                          "small net is launch-bound; on a CPU it is slower); sweeps that keep "
+                          "every cell only: refused with ASHA and searches (default 1)")
     res.add_argument("--max-concurrent", type=int,
                      help="at most this many trials at once (search default: as many as the "
                           "cluster can run at once, incl. nodes the autoscaler may add)")
@@ -254,6 +260,10 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
     from ts3ray.tune.trackers import check_tracker
 
     check_tracker(args.tracker)
+    check_fuse(args.fuse, scheduler=scheduler, search=plan.search)
+    if args.fuse > 1 and args.tracker:
+        raise UserError(f"--tracker={args.tracker} is not allowed with --fuse={args.fuse}: a "
+                        "tracker logs one run per Tune trial and a fused trial holds K")
     name = check_name(args.name or f"{args.sweep}-{args.preset}")
     where = check_storage(args.storage or storage.default_storage())
     journal = getattr(args, "optuna_storage", None)
@@ -283,6 +293,7 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
         optuna_storage=journal,
         resume=args.resume,
         verbose=args.verbose,
+        fuse=args.fuse,
     )
 
 
@@ -301,7 +312,7 @@ def build(args) -> tuple[SweepPlan, SweepOptions]:
     opts = sweep_options(args, plan, preset, scheduler)
     check_scheduler_options(plan, opts)
     warn_protocols(plan)
-    return plan, opts
+    return fuse_plan(plan, opts.fuse), opts
 
 
 def warn_protocols(plan: SweepPlan) -> None:
@@ -510,8 +521,12 @@ def run_sweep_command(args) -> int:
         if controlled:
             from ts3ray.tune.controlled import run_tuning
 
-            plan = run_tuning(plan, opts, args.tune_budget, args.tune_seed, run_plan)
+            plan = fuse_plan(run_tuning(plan, opts, args.tune_budget, args.tune_seed, run_plan),
+                             opts.fuse)  # the tuning runs unfused (Optuna, ASHA)
         what = f"{plan.num_trials} trials" if not plan.search else f"{opts.num_samples} trials"
+        if plan.arrays:
+            print(arrays_line(plan.arrays), file=sys.stderr, flush=True)
+            what = f"{plan.num_trials} lottery runs in {len(plan.arrays)} trials"
         print(f"{'resuming' if opts.resume else 'starting'} sweep {opts.name} ({plan.sweep}, "
               f"{what}) in {opts.experiment_path}", file=sys.stderr, flush=True)
         outcome = run_plan(plan, opts)

@@ -122,7 +122,7 @@ def run_tuning(compare: SweepPlan, opts, budget: int, tune_seed: int, run_plan) 
             continue
         name = f"{opts.name}.tune-{job.method}-{k}"
         sub = dataclasses.replace(opts, name=name, num_samples=budget, scheduler="asha",
-                                  seed=tune_seed, optuna_storage=None)
+                                  seed=tune_seed, optuna_storage=None, fuse=1)
         exists = storage.exists(storage.join(sub.experiment_path, RECORD))
         sub = dataclasses.replace(sub, resume=exists)
         print(f"controlled: tuning {job.method} ({budget} trials, seed {tune_seed}) in "

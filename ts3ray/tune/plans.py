@@ -112,6 +112,7 @@ class SweepPlan:
     searched: tuple[str, ...] = ()  # method parameters varied by the sweep (ASHA groups)
     selected_on: str | None = None  # the selection signal of a sweep that chooses
     space: Any = None  # a search's space (search.TunableSpace); None: TS3-Net's five
+    arrays: tuple[tuple[int, ...], ...] = ()  # --fuse: cell indices per trial (fusing.py)
 
     @property
     def num_trials(self) -> int:

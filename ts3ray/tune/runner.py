@@ -34,7 +34,8 @@ RECORD = "ts3ray-sweep.json"  # the plan and options a sweep was started with
 # Options baked into Tune's stored experiment: a resume cannot change them.
 FIXED_OPTIONS = ("scheduler", "grace_period", "reduction_factor", "num_samples", "sampler",
                  "seed", "max_concurrent", "max_failures", "keep_checkpoints", "optuna_storage",
-                 "tune_loggers")
+                 "tune_loggers", "fuse")
+ADDED_OPTIONS = {"fuse": 1}  # options newer than some stored records: their value before
 MOVABLE_FIELDS = ("data_root", "device", "eval_batch_size")  # where trials run, not what
 
 
@@ -65,6 +66,7 @@ class SweepOptions:
     tracker: str | None = None  # tensorboard | mlflow | wandb (trackers.py)
     gpu_memory_fraction: bool = False  # cap each trial's GPU memory at its GPU share
     verbose: int = 0
+    fuse: int = 1  # --fuse K: lottery runs per fused array (fusing.py); 1: unfused
 
     @property
     def layout(self) -> storage.SweepLayout:
@@ -89,6 +91,8 @@ def param_space(plan: SweepPlan) -> dict[str, Any]:
     values come from Optuna)."""
     from ray import tune
 
+    if plan.arrays:  # --fuse: one trial per fused array (fusing.py)
+        return {trainable.ARRAY: tune.grid_search(list(range(len(plan.arrays))))}
     indices = list(range(len(plan.cells)))
     return {} if plan.search else {trainable.CELL: tune.grid_search(indices)}
 
@@ -106,7 +110,7 @@ def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettin
         sweep=plan.sweep, common=common, results_uri=opts.results_uri,
         checkpoint_every=opts.checkpoint_every, checkpoint_minutes=opts.checkpoint_minutes,
         selected_on=plan.selected_on, cells=tuple(plan.cells), argv=tuple(sys.argv),
-        tracked=opts.tracker is not None,
+        tracked=opts.tracker is not None, arrays=plan.arrays,
         sweep_id=own_sweep_id(opts.results_uri, opts.name, create=not opts.resume),
         gpu_memory_fraction=fraction if fraction and fraction < 1 else None)
 
@@ -139,7 +143,7 @@ def objective_metric(plan: SweepPlan) -> str:
 
 
 def run_values(plan: SweepPlan) -> trainable.RunValues:
-    return trainable.RunValues(plan.common, tuple(plan.cells))
+    return trainable.RunValues(plan.common, tuple(plan.cells), plan.arrays)
 
 
 def make_scheduler(plan: SweepPlan, opts: SweepOptions):
@@ -339,7 +343,7 @@ def make_tuner(plan: SweepPlan, opts: SweepOptions):
         trial_dirname_creator=trial_dirname,
         reuse_actors=True,  # skip a worker start (torch import) per trial
     )
-    total = num_samples * max(1, plan.num_trials)
+    total = num_samples * max(1, len(plan.arrays) or plan.num_trials)
     return tune.Tuner(make_trainable(plan, opts), param_space=param_space(plan),
                       tune_config=tune_config, run_config=run_config(plan, opts, total))
 
@@ -397,7 +401,8 @@ def resume_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[
     """Names of what a resume would change, with the stored and the current value."""
     out = []
     for name in FIXED_OPTIONS:
-        old, new = stored["options"].get(name), current["options"][name]
+        old = stored["options"].get(name, ADDED_OPTIONS.get(name))
+        new = current["options"][name]
         if old != new:
             out.append(f"--{name.replace('_', '-')} (stored {old}, now {new})")
     old_plan, new_plan = stored["plan"], current["plan"]

@@ -44,6 +44,7 @@ from ts3ray.tune.search import LEVEL_END, LEVELS_DONE
 STATE_FILE = "state.pt"
 ATTEMPT_FILE = "attempt.json"
 CELL = "cell"
+ARRAY = "array"  # --fuse: the index of the trial's fused array (fusing.py), not a cell
 CRASH_AT_EPOCH = "_crash_at_epoch"  # tests only: kill the worker once at this epoch
 PROGRESS = "progress"
 HEARTBEAT_S = 30.0
@@ -65,10 +66,11 @@ class SweepSettings:
     argv: tuple[str, ...] = ()  # the driver's command line (provenance)
     tracked: bool = False  # --tracker: report every epoch's metrics (trackers.py)
     sweep_id: str | None = None  # tags every result file (results/sweep_files.py)
+    arrays: tuple[tuple[int, ...], ...] = ()  # --fuse: cell indices per trial (fusing.py)
 
     @property
     def run_values(self) -> "RunValues":
-        return RunValues(self.common, self.cells)
+        return RunValues(self.common, self.cells, self.arrays)
 
     @property
     def objective(self) -> str | None:
@@ -82,12 +84,23 @@ class RunValues:
 
     common: dict[str, Any]
     cells: tuple[dict[str, Any], ...] = ()
+    arrays: tuple[tuple[int, ...], ...] = ()  # --fuse: a trial's cells (fusing.py)
 
     def cell(self, trial_config: dict[str, Any]) -> dict[str, Any]:
         """The trial's grid cell: Tune's config holds its index (an experiment started
-        before cells were indexed holds the cell itself; both resume)."""
+        before cells were indexed holds the cell itself; both resume). A fused trial's
+        first member stands for it (labels, levels, resources)."""
+        if ARRAY in trial_config:
+            return self.cells[self.arrays[trial_config[ARRAY]][0]]
         cell = trial_config.get(CELL, {})
         return self.cells[cell] if isinstance(cell, int) else cell
+
+    def members(self, trial_config: dict[str, Any]) -> list[dict[str, Any]]:
+        """The RunConfig values of each lottery run the trial trains (one unless fused)."""
+        if ARRAY not in trial_config:
+            return [self(trial_config)]
+        return [{k: v for k, v in {**self.common, **self.cells[i]}.items() if k in FIELD_NAMES}
+                for i in self.arrays[trial_config[ARRAY]]]
 
     def __call__(self, trial_config: dict[str, Any]) -> dict[str, Any]:
         merged = {**self.common, **trial_config, **self.cell(trial_config)}
@@ -231,6 +244,11 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
     torch.set_num_threads(trial_cpus())
     run_values = settings.run_values
+    members = run_values.members(trial_config)
+    if len(members) > 1:  # --fuse: one fused array of lottery runs (fused_trial.py)
+        from ts3ray.tune.fused_trial import fused_trainable
+
+        return fused_trainable(trial_config, settings, members, started_at)
     values = run_values(trial_config)
     values["device"] = assigned_device(str(values.get("device", "auto")))
     gpu_hygiene(values["device"], settings)
