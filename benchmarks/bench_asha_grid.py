@@ -1,6 +1,6 @@
 """What grouped level-aware ASHA saves on a full-factorial grid, and what it costs in accuracy.
 
-    python benchmarks/bench_asha_grid.py [--reduction-factors 2,3] [--grid ...] [key=value ...]
+    python benchmarks/bench_asha_grid.py [--reduction-factors 2,3] [--fuse K] [--grid ...] [key=value ...]
 
 Runs the same grid (default: 4 x 4 x 4 = 64 configurations of lambda, tau, gamma on digits,
 sym-40 %, p_f 0.5, R = 3, E = 10, every trial holding out 10 % of the noisy training set)
@@ -13,7 +13,9 @@ once without early stopping and once per reduction factor with grouped level-awa
   against the grid's best test accuracy (an oracle nobody can select, shown for scale).
 
 Training is deterministic, so a configuration that ASHA runs to the end produces the same
-numbers as in the complete grid.
+numbers as in the complete grid. With `--fuse K` the complete grid also runs as fused arrays
+of K (ASHA refuses `--fuse`: it would stop K runs on one score) and its wall time and pick are
+printed beside the unfused one (the pick must be the same: members equal their unfused runs).
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ def pick(levels: pd.DataFrame) -> pd.Series:
     """The full-budget trial with the best validation accuracy at its last level."""
     last = levels[levels["round"] == levels["rounds"]]
     full = last[~last["stopped_early"].astype(bool)]
-    return full.sort_values(["val_acc_sparse_last", "trial_id"], ascending=[False, True]).iloc[0]
+    return full.sort_values(["val_acc_sparse_last", "lam", "tau", "gamma"],  # ties: by config
+                            ascending=[False, True, True, True]).iloc[0]
 
 
 def key(row: pd.Series) -> tuple:
@@ -61,12 +64,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("overrides", nargs="*", default=[], help="config values (key=value)")
     parser.add_argument("--reduction-factors", default="2,3")
     parser.add_argument("--grid", nargs="+", default=GRID)
+    parser.add_argument("--fuse", type=int, default=1, help="also the complete grid fused by K")
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     overrides = [*BASE, *args.overrides]
     storage = tempfile.mkdtemp(prefix="ts3ray-bench-asha-")
     with ray_session(RaySettings(num_cpus=2)):
         full_s, full_levels, full_epochs = sweep(storage, "complete", overrides, args.grid, [])
+        fused = (sweep(storage, f"complete-fused{args.fuse}", overrides, args.grid,
+                       ["--fuse", str(args.fuse)]) if args.fuse > 1 else None)
         runs = {}
         for rf in args.reduction_factors.split(","):
             runs[rf] = sweep(storage, f"asha-rf{rf}", overrides, args.grid,
@@ -82,6 +88,12 @@ def main(argv: list[str]) -> int:
           f"{key(grid_pick)}: val {100 * grid_pick['val_acc_sparse_last']:.2f}%, test "
           f"{100 * grid_pick['acc_sparse_last']:.2f}%; best test of any configuration "
           f"{100 * oracle:.2f}% (oracle)")
+    if fused is not None:
+        fused_s, fused_levels, _ = fused
+        fused_pick = pick(fused_levels)
+        print(f"complete grid fused by {args.fuse}: {fused_s:.0f} s ({fused_s / full_s:.2f}x the "
+              f"unfused grid); pick {key(fused_pick)}: test "
+              f"{100 * fused_pick['acc_sparse_last']:.2f}%")
     for rf, (seconds, levels, epochs) in runs.items():
         spent = epochs.groupby("trial_id")["global_epoch"].max().sum()
         chosen = pick(levels)
