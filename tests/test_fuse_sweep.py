@@ -6,17 +6,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from ts3ray.errors import UserError
-from ts3ray.tune.fusing import check_fuse, fused_arrays, member_trial_id
+from ts3ray.tune.fusing import Halving, check_fuse, fused_arrays, member_trial_id
 
 TINY = ["epochs=3", "e1=1", "e2=1", "rounds=1", "prune_fraction=0.5"]
 KEY = ["lam", "tau", "seed", "round", "epoch"]
 
 
-def grid(tmp_path, name, *extra):
+def grid(tmp_path, name, *extra, cells=("lam=0,1", "tau=0.9"), seeds="0,3"):
     from ts3ray.tune.cli import run_sweep
 
-    code = run_sweep("grid", ["--storage", str(tmp_path), "--name", name, "--grid",
-                              "lam=0,1", "tau=0.9", "--seeds", "0,3", *extra, *TINY])
+    code = run_sweep("grid", ["--storage", str(tmp_path), "--name", name, "--grid", *cells,
+                              "--seeds", seeds, *extra, *TINY])
     assert code == 0
     return tmp_path / name / "results"
 
@@ -52,20 +52,41 @@ def test_cells_group_by_everything_but_the_member_keys():
     assert fused_arrays(common, cells, 8) == ((0, 1, 2, 6), (3,), (4,), (5,))
     assert fused_arrays(common, cells, 1) == ()
     assert member_trial_id("ab12_00003", 2) == "ab12_00003-m2"
+    held_out = {**common, "val_fraction": 0.1}  # a hold-out per seed: seeds never share
+    assert fused_arrays(held_out, cells[:3] + cells[6:], 8) == ((0, 1), (2,), (3,))
 
 
-@pytest.mark.parametrize("fuse, scheduler, search, message", [
-    (0, "none", False, "--fuse=0 is not allowed: K >= 1"),
-    (4, "asha", False, "--fuse=4 is not allowed with --scheduler asha"),
-    (4, "none", True, "--fuse=4 is not allowed with a search"),
+def test_members_whose_training_sets_differ_in_size_are_refused():
+    from ts3ray.config import make_config
+    from ts3ray.errors import ConfigError
+    from ts3ray.fused import FusedArray
+
+    configs = [make_config(dict(dataset="digits", epochs=2, e1=1, e2=1, rounds=1, seed=s,
+                                val_fraction=0.1, device="cpu")) for s in (0, 3)]
+    with pytest.raises(ConfigError, match="one seed for every member when a validation split"):
+        FusedArray(configs)
+
+
+@pytest.mark.parametrize("fuse, search, message", [
+    (0, False, "--fuse=0 is not allowed: K >= 1"),
+    (4, True, "--fuse=4 is not allowed with a search"),
 ])
-def test_fuse_refusals(fuse, scheduler, search, message):
+def test_fuse_refusals(fuse, search, message):
     with pytest.raises(UserError, match=message):
-        check_fuse(fuse, scheduler=scheduler, search=search)
+        check_fuse(fuse, search=search)
+
+
+def test_halving_uses_ashas_rungs_and_cut():
+    # Ray's ASHA milestones grace * rf**k below max_t: R = 3 (4 levels), grace 1, rf 3 -> 1, 3
+    assert Halving(1, 3).rungs(4) == [1, 3] and Halving(1, 3).rungs(2) == [1]
+    assert Halving(1, 2).rungs(4) == [1, 2] and Halving(2, 2).rungs(4) == [2]
+    nan = float("nan")
+    assert Halving(1, 3).survivors([0.5, nan, 0.7, 0.7]) == [2, 3]  # ceil(4/3) = 2, NaN last
+    assert Halving(1, 3).survivors([0.7, 0.7, 0.7]) == [0]  # ties: by member order
+    assert Halving(1, 2).survivors([0.1, 0.9, 0.5, 0.3, 0.2]) == [1, 2, 3]  # ceil(5/2) = 3
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["grid", "--fuse", "2", "--scheduler", "asha"], "--fuse=2 is not allowed with --scheduler"),
     (["search", "--fuse", "2"], "--fuse=2 is not allowed with a search"),
     (["grid", "--fuse", "2", "precision=bf16"], "precision='bf16' is not allowed: fp32 with a "
                                                  "fused array"),
@@ -91,3 +112,25 @@ def test_a_resume_keeps_the_fuse_it_was_started_with():
     current = lambda fuse: {"options": {**before, "fuse": fuse}, "plan": plan}
     assert resume_differences(stored, current(1)) == []
     assert resume_differences(stored, current(4)) == ["--fuse (stored 1, now 4)"]
+
+
+def test_fused_asha_halves_each_array_at_its_rung(local_ray, tmp_path):
+    """R = 1: one rung after level 0; an array of 4 keeps ceil(4/3) = 2 members - the two
+    best on validation at that level end - whose rows then equal their unfused runs'."""
+    four = dict(cells=("lam=0,0.3,0.6,1",), seeds="0")  # with a hold-out: one seed per array
+    plain = pd.read_parquet(grid(tmp_path, "plain", "val_fraction=0.1", **four) / "epochs")
+    fused = grid(tmp_path, "fused", "--fuse", "4", "--scheduler", "asha",
+                 "--reduction-factor", "3", "val_fraction=0.1", **four)
+    rows = pd.read_parquet(fused / "epochs")
+    levels = pd.read_parquet(fused / "levels")
+    assert rows["trial_id"].nunique() == 4
+    last = rows.groupby("trial_id")["global_epoch"].max()
+    assert sorted(last) == [3, 3, 6, 6]  # two stopped at the rung (level 0's end), two ran on
+    first = levels[levels["round"] == 0].sort_values(["val_acc_sparse_last", "trial_id"],
+                                                     ascending=[False, True])
+    assert set(last[last == 6].index) == set(first["trial_id"].iloc[:2])
+    survivors = rows[rows["trial_id"].isin(last[last == 6].index)].sort_values(KEY)
+    alone = plain.merge(survivors[KEY], on=KEY).sort_values(KEY)
+    assert len(alone) == len(survivors) == 2 * 6
+    assert (alone["loss_sparse"].to_numpy() - survivors["loss_sparse"].to_numpy()).max() <= 1e-4
+    assert (alone["acc_sparse"].to_numpy() == survivors["acc_sparse"].to_numpy()).all()

@@ -95,6 +95,11 @@ class FusedArray:
                                   "dropout draws are not fused yet)")
         if first.data.path != "device":
             raise ConfigError("data_path", first.data.path, "device with a fused array")
+        sizes = [m.data.batches.num_samples for m in self.members]
+        if len(set(sizes)) > 1:  # a seeded, stratified hold-out: sizes differ by rounding
+            raise ConfigError("seed", [c.seed for c in configs], "one seed for every member "
+                              f"when a validation split is held out (training sets of "
+                              f"{sizes} images cannot be stacked)")
         self.device = first.device
         self.step = FUSED_STEPS[first.config.method]
         self.nets = {name: FusedNet([m.models[name] for m in self.members])

@@ -92,8 +92,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     res.add_argument("--fuse", type=int, default=1, metavar="K",
                      help="train up to K lottery runs that differ only in seed, lam, tau, "
                           "gamma as one fused model per trial (ce, ts3net; for GPUs, where a "
-                          "small net is launch-bound; on a CPU it is slower); sweeps that keep "
-                          "every cell only: refused with ASHA and searches (default 1)")
+                          "small net is launch-bound; on a CPU it is slower); grid sweeps and "
+                          "others that keep every cell; with ASHA each array halves itself at its rungs; "
+                          "refused with searches (default 1)")
     res.add_argument("--max-concurrent", type=int,
                      help="at most this many trials at once (search default: as many as the "
                           "cluster can run at once, incl. nodes the autoscaler may add)")
@@ -260,7 +261,7 @@ def sweep_options(args, plan: SweepPlan, preset, scheduler: str) -> SweepOptions
     from ts3ray.tune.trackers import check_tracker
 
     check_tracker(args.tracker)
-    check_fuse(args.fuse, scheduler=scheduler, search=plan.search)
+    check_fuse(args.fuse, search=plan.search)
     if args.fuse > 1 and args.tracker:
         raise UserError(f"--tracker={args.tracker} is not allowed with --fuse={args.fuse}: a "
                         "tracker logs one run per Tune trial and a fused trial holds K")

@@ -6,15 +6,19 @@ Design (issue 23): Tune sees one trial per array; each member still writes its o
 tables and the loader see K lottery runs. Cells join an array only with cells that differ
 from them in the member keys alone (the seed; TS3-Net's lambda, tau, gamma), in plan order,
 K at a time; a cell with no such partner runs unfused, as a one-member array would be slower
-(vmap costs ~25 % at K = 1 on this CPU, benchmarks/bench_fused.py). A scheduler that stops
-trials (ASHA) or a searcher that proposes them (Optuna) sees arrays, not lottery runs, so
-both are refused with `--fuse` (one line) rather than stopping K runs for one's score.
+(vmap costs ~25 % at K = 1 on this CPU, benchmarks/bench_fused.py). A searcher that
+proposes trials (Optuna) or Tune's ASHA would see arrays, not lottery runs:
+`--fuse` is refused with searches (one line); with `--scheduler asha` each array halves
+itself at ASHA's rungs instead of Tune's ASHA acting on arrays (Halving below), so early
+stopping still frees device share and wall-clock time.
 
 Every check runs before Ray starts: the members of each array must be fusable
 (fused.check_fusable: one line naming the key, e.g. a method other than ce/ts3net).
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from ts3ray.errors import UserError
@@ -26,21 +30,44 @@ def member_trial_id(trial_id: str, k: int) -> str:
     return f"{trial_id}{MEMBER_SUFFIX}{k}"
 
 
-def check_fuse(fuse: int, *, scheduler: str, search: bool) -> None:
-    """`--fuse K`: K >= 1, and not with a scheduler or searcher that acts on trials."""
+def check_fuse(fuse: int, *, search: bool) -> None:
+    """`--fuse K`: K >= 1, and not with a searcher (it proposes one run per trial)."""
     if fuse < 1:
         raise UserError(f"--fuse={fuse} is not allowed: K >= 1 (1: every lottery run its own "
                         "trial)")
-    if fuse == 1:
-        return
-    if search:
+    if fuse > 1 and search:
         raise UserError(f"--fuse={fuse} is not allowed with a search: Optuna proposes one "
                         "trial at a time and would score a fused array of K runs as one "
                         "(use --fuse 1, or a grid sweep)")
-    if scheduler != "none":
-        raise UserError(f"--fuse={fuse} is not allowed with --scheduler {scheduler}: it would "
-                        "stop a fused array's K runs on one score (use --fuse 1 with ASHA, or "
-                        "--scheduler none to keep every cell)")
+
+
+# -- early stopping inside an array (--fuse K --scheduler asha) ---------------------------
+@dataclass(frozen=True)
+class Halving:
+    """Successive halving of a fused array's members at IMP level ends: ASHA's rungs (Ray's
+    milestones grace * rf**k below max_t, in completed levels) and its cut (keep the best
+    1/rf, here ceil(n / rf) of the n members still training, ranked on the sweep's
+    objective; ties by member order). Synchronous inside an array, since its members reach
+    a level end together; a stopped member frees its share: the array shrinks
+    (FusedArray.subset). Members are ranked only against their own array: every member
+    differs from the others only in seed, lambda, tau, gamma, so an array is within one of
+    grouped ASHA's comparable groups (scheduler.py), though a group may span several arrays."""
+
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+
+    def rungs(self, max_levels: int) -> list[int]:
+        grace = min(self.grace_period, max_levels)
+        count = int(math.log(max_levels / grace) / math.log(self.reduction_factor) + 1)
+        return [round(grace * self.reduction_factor ** k) for k in range(count)
+                if grace * self.reduction_factor ** k < max_levels]
+
+    def survivors(self, scores: list[float]) -> list[int]:
+        """Indices of the members that go on (NaN ranks last)."""
+        keep = max(1, math.ceil(len(scores) / self.reduction_factor))
+        order = sorted(range(len(scores)), key=lambda i: (
+            -(scores[i] if not math.isnan(scores[i]) else -math.inf), i))
+        return sorted(order[:keep])
 
 
 def fused_arrays(common: dict[str, Any], cells: list[dict[str, Any]],
@@ -48,6 +75,7 @@ def fused_arrays(common: dict[str, Any], cells: list[dict[str, Any]],
     """The plan's cell indices grouped into arrays of at most `fuse` members: cells that
     differ only in the member keys, in plan order; every cell in exactly one array. Cells of
     a method the fused code does not train (fused.FUSED_METHODS) stay alone (unfused)."""
+    from ts3ray.config import make_config
     from ts3ray.fused import FUSED_METHODS, MEMBER_KEYS
 
     if fuse <= 1:
@@ -55,7 +83,11 @@ def fused_arrays(common: dict[str, Any], cells: list[dict[str, Any]],
     groups: dict[tuple, list[int]] = {}
     for index, cell in enumerate(cells):
         shared = {**common, **cell}
-        key = tuple(sorted((k, repr(v)) for k, v in shared.items() if k not in MEMBER_KEYS))
+        # a held-out validation split is drawn per seed (stratified: sizes differ by one or
+        # two images), so members with a hold-out share their seed and differ in lam tau gamma
+        varying = (MEMBER_KEYS if not make_config(shared, given=()).val_fraction
+                   else tuple(k for k in MEMBER_KEYS if k != "seed"))
+        key = tuple(sorted((k, repr(v)) for k, v in shared.items() if k not in varying))
         if shared.get("method", "ts3net") not in FUSED_METHODS:
             key = ("unfused", index)
         groups.setdefault(key, []).append(index)

@@ -110,9 +110,18 @@ def sweep_settings(plan: SweepPlan, opts: SweepOptions) -> trainable.SweepSettin
         sweep=plan.sweep, common=common, results_uri=opts.results_uri,
         checkpoint_every=opts.checkpoint_every, checkpoint_minutes=opts.checkpoint_minutes,
         selected_on=plan.selected_on, cells=tuple(plan.cells), argv=tuple(sys.argv),
-        tracked=opts.tracker is not None, arrays=plan.arrays,
+        tracked=opts.tracker is not None, arrays=plan.arrays, halving=halving(plan, opts),
         sweep_id=own_sweep_id(opts.results_uri, opts.name, create=not opts.resume),
         gpu_memory_fraction=fraction if fraction and fraction < 1 else None)
+
+
+def halving(plan: SweepPlan, opts: SweepOptions):
+    """--fuse with ASHA: the arrays' own successive halving (fusing.Halving), else None."""
+    if not plan.arrays or opts.scheduler == "none":
+        return None
+    from ts3ray.tune.fusing import Halving
+
+    return Halving(opts.grace_period, opts.reduction_factor)
 
 
 def fewest_levels(plan: SweepPlan) -> int:
@@ -157,7 +166,8 @@ def make_scheduler(plan: SweepPlan, opts: SweepOptions):
     group = ComparableGroup(searched=plan.searched, run_values=values)
     return GroupedLevelASHA(objective_metric(plan), group, trainable.TotalLevels(values),
                             grace_period=opts.grace_period,
-                            reduction_factor=opts.reduction_factor)
+                            reduction_factor=opts.reduction_factor,
+                            halves_itself=values.fused if plan.arrays else None)
 
 
 def _short(value):

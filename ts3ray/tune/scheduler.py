@@ -42,8 +42,10 @@ class GroupedLevelASHA(FIFOScheduler):
     """ASHA over completed IMP levels, with one ASHA state per comparable group."""
 
     def __init__(self, metric: str, group_of: ComparableGroup, levels_of: Callable[[dict], int],
-                 grace_period: int = 1, reduction_factor: float = 3):
+                 grace_period: int = 1, reduction_factor: float = 3,
+                 halves_itself: Callable[[dict], bool] | None = None):
         super().__init__()
+        self.halves_itself = halves_itself  # --fuse: an array stops its own members (fusing.py)
         self._metric = metric
         self.group_of = group_of
         self.levels_of = levels_of  # R + 1 of a trial config: its max_t
@@ -67,17 +69,26 @@ class GroupedLevelASHA(FIFOScheduler):
                 reduction_factor=self.reduction_factor)
         return self.groups[key]
 
+    def _own(self, trial) -> bool:
+        """Whether ASHA acts on this trial (not a fused array, which halves itself)."""
+        return self.halves_itself is None or not self.halves_itself(trial.config)
+
     def on_trial_add(self, tune_controller, trial) -> None:
-        self._asha_of(trial).on_trial_add(tune_controller, trial)
+        if self._own(trial):
+            self._asha_of(trial).on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if not self._own(trial):
+            return TrialScheduler.CONTINUE
         return self._asha_of(trial).on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
-        self._asha_of(trial).on_trial_complete(tune_controller, trial, result)
+        if self._own(trial):
+            self._asha_of(trial).on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller, trial) -> None:
-        self._asha_of(trial).on_trial_remove(tune_controller, trial)
+        if self._own(trial):
+            self._asha_of(trial).on_trial_remove(tune_controller, trial)
 
     def debug_string(self) -> str:
         stopped = sum(a._num_stopped for a in self.groups.values())

@@ -67,6 +67,7 @@ class SweepSettings:
     tracked: bool = False  # --tracker: report every epoch's metrics (trackers.py)
     sweep_id: str | None = None  # tags every result file (results/sweep_files.py)
     arrays: tuple[tuple[int, ...], ...] = ()  # --fuse: cell indices per trial (fusing.py)
+    halving: Any = None  # --fuse with ASHA: fusing.Halving, each array stops its own members
 
     @property
     def run_values(self) -> "RunValues":
@@ -94,6 +95,10 @@ class RunValues:
             return self.cells[self.arrays[trial_config[ARRAY]][0]]
         cell = trial_config.get(CELL, {})
         return self.cells[cell] if isinstance(cell, int) else cell
+
+    def fused(self, trial_config: dict[str, Any]) -> bool:
+        """Whether the trial trains a fused array of two or more runs."""
+        return ARRAY in trial_config and len(self.arrays[trial_config[ARRAY]]) > 1
 
     def members(self, trial_config: dict[str, Any]) -> list[dict[str, Any]]:
         """The RunConfig values of each lottery run the trial trains (one unless fused)."""
