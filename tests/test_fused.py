@@ -183,3 +183,50 @@ def test_a_shrunk_array_continues_its_members_runs():
     list(shrunk.epochs())
     for member, config in zip(shrunk.members, (configs[0], configs[2])):
         assert _plain(member.epoch_rows) == _plain(whole[config.run_id])
+
+
+def test_a_batch_step_traces_as_one_graph_and_computes_the_eager_numbers():
+    """The launch-lean step (steps.peer_batch_step: forward, Eq. 2-5, backward, foreach
+    optimiser step, masks) traces with no graph break of its own: the only breaks are the
+    torch.optim places around `Optimizer.step` on purpose (`torch._dynamo.graph_break()`
+    in optimizer._use_grad), none from a value read back to the host or data-dependent
+    control flow - the precondition for CUDA-graph capture. The traced step gives the eager
+    step's masks, and its losses and weights to rounding (1e-5; the traced backward is
+    AOT autograd's decomposition, not the eager kernels), on CPU with backend `eager`."""
+    import torch._dynamo
+
+    from ts3ray.fused.steps import peer_batch_step
+
+    def one_step(step):
+        array = FusedArray([make_config(v) for v in values("ts3net")])
+        for _ in range(2):  # into level 1: pruned masks are applied by the step
+            array.train_epoch()
+        student, peer = array.nets["S"], array.nets["D"]
+        array.nets["D"].set_masks([])
+        torch.manual_seed(0)
+        x, y = torch.randn(3, 64, 1, 8, 8), torch.randint(0, 10, (3, 64))
+        weight = array.member_values["lam"]
+        results = [step(student, peer, x, y, 45, weight) for _ in range(2)]  # grads reused
+        return results, {n: p.detach().clone() for n, p in student.params.items()}
+
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(trace_autograd_ops=True):  # backward() in the graph
+        traced = torch.compile(peer_batch_step, backend="eager")
+        (eager_out, eager_w), (traced_out, traced_w) = one_step(peer_batch_step), one_step(traced)
+        explained = torch._dynamo.explain(peer_batch_step)(*one_step_inputs())
+    for (a_loss, a_mask, _), (b_loss, b_mask, _) in zip(eager_out, traced_out):
+        assert (a_loss - b_loss).abs().max() <= 1e-5 and torch.equal(a_mask, b_mask)
+    assert max((eager_w[n] - traced_w[n]).abs().max() for n in eager_w) <= 1e-6
+    reasons = [str(r.reason) for r in explained.break_reasons]
+    assert 1 <= explained.graph_break_count <= 3 and reasons  # torch.optim's, nothing else
+    assert all("User-inserted graph break" in r for r in reasons), reasons
+    frames = [str(frame) for r in explained.break_reasons for frame in r.user_stack]
+    assert any("optimizer.py" in f for f in frames) and not any("steps.py" in f and
+                                                                "item" in f for f in frames)
+
+
+def one_step_inputs():
+    array = FusedArray([make_config(v) for v in values("ts3net")])
+    array.nets["S"].set_masks([m.masks["S"] for m in array.members])
+    x, y = torch.randn(3, 64, 1, 8, 8), torch.randint(0, 10, (3, 64))
+    return array.nets["S"], array.nets["D"], x, y, 45, array.member_values["lam"]

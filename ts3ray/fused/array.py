@@ -131,6 +131,8 @@ class FusedArray:
         """The protocol's optimiser over each network's stacks, fresh (every level retrains)."""
         for net in self.nets.values():
             net.optimizer = make_optimizer(list(net.params.values()), self.config)
+            for group in net.optimizer.param_groups:  # one multi-tensor kernel per update
+                group["foreach"] = True  # (SGD, Adam: the same ops as the per-tensor loop)
 
     def member_state(self, k: int) -> dict[str, Any]:
         """Member k's state as an unfused LotteryRun checkpoint: its networks (views of the

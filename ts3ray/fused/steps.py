@@ -57,6 +57,25 @@ def warmup_epoch(nets: Nets, ep) -> None:
             ep.add_loss(name, losses)
 
 
+def peer_batch_step(student: FusedNet, peer: FusedNet, x: torch.Tensor, y: torch.Tensor,
+                    keep: int, weight: torch.Tensor | None):
+    """One batch of Eq. 3-5 for every member, its update included: static shapes (`keep`
+    is a Python int from the batch size), no value read back to the host, so it traces as
+    one graph (tests/test_fused.py) and can be captured by CUDA graphs. Returns the (K,)
+    losses, the peer's small-loss mask and the student's detached per-sample CE."""
+    logits = student(x)
+    ce = per_sample_ce(logits, y)
+    with torch.no_grad():
+        peer_ce = per_sample_ce(peer(x), y)
+    peer_clean = rowwise_small_loss_mask(peer_ce, keep)  # Eq. 2 by the peer
+    losses = rowwise_masked_mean(ce, peer_clean)  # Eq. 3
+    if weight is not None:  # + lambda Eq. 4, each member's own lambda
+        losses = losses + _member(weight, ce) * rowwise_masked_mean(
+            per_sample_entropy(logits), ~peer_clean)
+    student.step(losses.sum())
+    return losses, peer_clean, ce.detach()
+
+
 def _learn_from_peer(learner: str, teacher: str, nets: Nets, ep) -> None:
     """One pass updating `learner` with `teacher` fixed (Eq. 3-5), each member with its own
     lambda and the small-loss top-k of its own peer."""
@@ -67,19 +86,12 @@ def _learn_from_peer(learner: str, teacher: str, nets: Nets, ep) -> None:
     any_entropy = any(c.lam * scale > 0 for c in ep.array.configs)  # unfused: lam > 0 only
     peer.eval()  # the fixed peer: BatchNorm by its running statistics, none updated
     student.train()
+    entropy = variant.entropy and any_entropy  # + lambda Eq. 4 (lambda = 0 adds exactly 0)
     for x, y, idx in ep.batches():
-        logits = student(x)
-        ce = per_sample_ce(logits, y)
-        with torch.no_grad():
-            peer_ce = per_sample_ce(peer(x), y)
-        keep = _keep(ep, ce.shape[1])
-        peer_clean = rowwise_small_loss_mask(peer_ce, keep)  # Eq. 2 by the peer
-        losses = rowwise_masked_mean(ce, peer_clean)  # Eq. 3
-        if variant.entropy and any_entropy:  # + lambda Eq. 4 (lambda = 0 adds exactly 0)
-            losses = losses + _member(weight, ce) * rowwise_masked_mean(
-                per_sample_entropy(logits), ~peer_clean)
-        student.step(losses.sum())
-        s_clean = peer_clean if teacher == "S" else rowwise_small_loss_mask(ce.detach(), keep)
+        keep = _keep(ep, x.shape[1])
+        losses, peer_clean, ce = peer_batch_step(student, peer, x, y, keep,
+                                                 weight if entropy else None)
+        s_clean = peer_clean if teacher == "S" else rowwise_small_loss_mask(ce, keep)
         ep.record_selection(s_clean, idx)
         ep.add_loss(learner, losses)
     peer.train()
