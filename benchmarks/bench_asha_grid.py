@@ -87,7 +87,8 @@ def main(argv: list[str]) -> int:
     oracle = last["acc_sparse_last"].max()
     print(f"grid: {full_epochs['trial_id'].nunique()} configurations x "
           f"{int(full_levels['rounds'].iloc[0]) + 1} levels; {storage}")
-    print(f"complete grid: {full_spent} trial-epochs in {full_s:.0f} s; pick by validation "
+    print(f"complete grid: {full_spent} trial-epochs in {full_s:.0f} s "
+          f"({1000 * full_s / full_spent:.0f} ms per trial-epoch); pick by validation "
           f"{key(grid_pick)}: val {100 * grid_pick['val_acc_sparse_last']:.2f}%, test "
           f"{100 * grid_pick['acc_sparse_last']:.2f}%; best test of any configuration "
           f"{100 * oracle:.2f}% (oracle)")
@@ -104,7 +105,8 @@ def main(argv: list[str]) -> int:
         regret = 100 * (grid_pick["acc_sparse_last"] - chosen["acc_sparse_last"])
         baseline = fused[0] if "fused" in rf else full_s
         print(f"asha rf={rf}: {spent} trial-epochs ({100 * (1 - spent / full_spent):.1f}% saved) "
-              f"in {seconds:.0f} s = {seconds / baseline:.2f}x its complete grid, {stopped} "
+              f"in {seconds:.0f} s = {seconds / baseline:.2f}x its complete grid "
+              f"({1000 * seconds / spent:.0f} ms per trial-epoch), {stopped} "
               f"trials stopped; pick {key(chosen)}: val "
               f"{100 * chosen['val_acc_sparse_last']:.2f}%, test "
               f"{100 * chosen['acc_sparse_last']:.2f}%; regret vs the grid's pick "
