@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,9 +20,9 @@ import torch
 from ts3ray.config import make_config
 from ts3ray.tune import results
 from ts3ray.tune.fusing import member_trial_id
-from ts3ray.tune.trainable import (ATTEMPT_FILE, HEARTBEAT_S, PROGRESS, STATE_FILE,
-                                   CheckpointClock, SweepSettings, assigned_device, crash_once,
-                                   gpu_hygiene, report, tune_metrics)
+from ts3ray.tune.trainable import (HEARTBEAT_S, PROGRESS, CheckpointClock, SweepSettings,
+                                   assigned_device, crash_once, gpu_hygiene, read_checkpoint,
+                                   report, tune_metrics)
 
 
 def lead_record(records: list[dict[str, Any]], objective: str | None) -> dict[str, Any]:
@@ -73,16 +72,6 @@ class ArrayTrial:
         self.array = self.array.subset(survivors)
         self.kept = [self.kept[i] for i in survivors]
         self.open_writers()
-
-
-def read_checkpoint(checkpoint) -> tuple[dict[str, Any], int]:
-    import json
-
-    with checkpoint.as_directory() as directory:
-        state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
-        attempt_file = Path(directory) / ATTEMPT_FILE
-        attempt = json.loads(attempt_file.read_text())["attempt"] if attempt_file.exists() else 0
-    return state, int(attempt)
 
 
 def fused_trainable(trial_config: dict[str, Any], settings: SweepSettings,

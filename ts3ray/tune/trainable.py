@@ -78,6 +78,11 @@ class SweepSettings:
         return SELECTION_COLUMNS[self.selected_on] if self.selected_on else None
 
 
+def run_fields(merged: dict[str, Any]) -> dict[str, Any]:
+    """The RunConfig keys of merged trial values (not Tune's cell index or array index)."""
+    return {k: v for k, v in merged.items() if k in FIELD_NAMES}
+
+
 @dataclass(frozen=True)
 class RunValues:
     """The RunConfig values of a trial: the shared ones, then its cell or suggestions
@@ -104,12 +109,12 @@ class RunValues:
         """The RunConfig values of each lottery run the trial trains (one unless fused)."""
         if ARRAY not in trial_config:
             return [self(trial_config)]
-        return [{k: v for k, v in {**self.common, **self.cells[i]}.items() if k in FIELD_NAMES}
+        return [run_fields({**self.common, **self.cells[i]})
                 for i in self.arrays[trial_config[ARRAY]]]
 
+
     def __call__(self, trial_config: dict[str, Any]) -> dict[str, Any]:
-        merged = {**self.common, **trial_config, **self.cell(trial_config)}
-        return {k: v for k, v in merged.items() if k in FIELD_NAMES}
+        return run_fields({**self.common, **trial_config, **self.cell(trial_config)})
 
 
 @dataclass(frozen=True)
@@ -187,14 +192,20 @@ def report(metrics: dict[str, Any], run, attempt: int, with_checkpoint: bool) ->
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def load_checkpoint(run, checkpoint) -> int:
-    """Restore `run`; returns the attempt that wrote the checkpoint."""
+def read_checkpoint(checkpoint) -> tuple[dict[str, Any], int]:
+    """The run state a trial checkpointed and the attempt that wrote it."""
     with checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
         attempt_file = Path(directory) / ATTEMPT_FILE
         attempt = json.loads(attempt_file.read_text())["attempt"] if attempt_file.exists() else 0
+    return state, int(attempt)
+
+
+def load_checkpoint(run, checkpoint) -> int:
+    """Restore `run`; returns the attempt that wrote the checkpoint."""
+    state, attempt = read_checkpoint(checkpoint)
     run.load_state_dict(state)
-    return int(attempt)
+    return attempt
 
 
 def crash_once(cell: dict[str, Any], results_uri: str, trial_id: str,
