@@ -15,6 +15,11 @@ On CPU the fused array saves per-step Python and kernel-launch overhead and turn
 matmuls into one batched one, in one thread; K separate processes can use more than one core,
 so the separate "total" column is capped by the machine's cores (printed). A GPU run of the
 same script (device cuda) measures the launch-bound case issue 23 is about.
+
+Beside each rate: the fused array's achieved TFLOP/s (FLOPs of one member's alternate epoch,
+counted by bench_gpu.epoch_flops with FlopCounterMode, times K) as a share of the matmul
+ceiling measured in the same run, in training's dtype (fp32) and with one thread, as the
+fused array runs (on a GPU: the card's fp32 matmul).
 """
 from __future__ import annotations
 
@@ -31,6 +36,9 @@ import torch  # noqa: E402
 
 from ts3ray.config import make_config  # noqa: E402
 from ts3ray.data import make_synthetic  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_gpu import epoch_flops, matmul_tflops  # noqa: E402
 
 SHAPE = (1, 28, 28)
 
@@ -121,21 +129,33 @@ def main(argv=None) -> int:
         print(unfused_rate(args.n, args.repeats, args.device, args.worker, args.start_at))
         return 0
     ks = [int(k) for k in args.ks.split(",")]
+    device = torch.device(args.device)
+    from ts3ray.run import LotteryRun
+
+    one = LotteryRun(configs(1, args.device)[0], dataset=data(args.n), device=device)
+    per_sample = epoch_flops(one) / one.data.batches.num_samples  # training FLOPs per sample
+    ceiling = matmul_tflops(device, torch.float32, 4096 if device.type == "cuda" else 1024)
     print(f"bench_fused: lenet_300_100, MNIST-shaped synthetic, {args.n} samples/member, "
           f"batch 256, alternate epochs x{args.repeats}, device {args.device}, 1 thread per "
-          f"process, {os.cpu_count()} CPU cores on this machine", flush=True)
+          f"process, {os.cpu_count()} CPU cores on this machine; {per_sample / 1e6:.2f} MFLOP "
+          f"per training sample; fp32 matmul ceiling {ceiling:.3f} TFLOP/s", flush=True)
     print(f"{'K':>3} {'fused/member':>13} {'separate/member':>16} {'fused total':>12} "
-          f"{'separate total':>15} {'fused/separate':>15}", flush=True)
+          f"{'separate total':>15} {'fused/separate':>15} {'fused TFLOP/s':>14} "
+          f"{'of ceiling':>11}", flush=True)
     rows = []
     for k in ks:
         fused = fused_rate(k, args.n, args.repeats, args.device)
         separate = separate_rate(k, args.n, args.repeats, args.device)
-        rows.append(dict(k=k, fused_per_member=fused, separate_per_member=separate))
+        tflops = fused * k * per_sample / 1e12
+        rows.append(dict(k=k, fused_per_member=fused, separate_per_member=separate,
+                         fused_tflops=tflops, ceiling_share=tflops / ceiling))
         print(f"{k:>3} {fused:>13,.0f} {separate:>16,.0f} {fused * k:>12,.0f} "
-              f"{separate * k:>15,.0f} {fused / separate:>14.2f}x", flush=True)
+              f"{separate * k:>15,.0f} {fused / separate:>14.2f}x {tflops:>14.4f} "
+              f"{100 * tflops / ceiling:>10.1f}%", flush=True)
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(dict(device=args.device, n=args.n, repeats=args.repeats, rows=rows), f,
+            json.dump(dict(device=args.device, n=args.n, repeats=args.repeats,
+                           matmul_tflops=ceiling, flops_per_sample=per_sample, rows=rows), f,
                       indent=2)
     return 0
 

@@ -230,3 +230,84 @@ def one_step_inputs():
     array.nets["S"].set_masks([m.masks["S"] for m in array.members])
     x, y = torch.randn(3, 64, 1, 8, 8), torch.randint(0, 10, (3, 64))
     return array.nets["S"], array.nets["D"], x, y, 45, array.member_values["lam"]
+
+
+def _losses(array):
+    return [[r["loss_sparse"] for r in records] for records in array.epochs()]
+
+
+def test_a_compiled_array_computes_the_eager_epochs(capfd):
+    """compile=default (inductor, on the CPU) on the fused forward: a graph is compiled, no
+    fallback line, and the epochs' losses are the eager array's to rounding."""
+    import torch._dynamo
+
+    eager = _losses(FusedArray([make_config(v) for v in values("ts3net", epochs=3, rounds=0)]))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled = FusedArray([make_config(v) for v in values("ts3net", epochs=3, rounds=0,
+                                                         compile="default")])
+    got = _losses(compiled)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    assert "warning" not in capfd.readouterr().err
+    assert len(got) == 3 and max(abs(a - b) for ea, eb in zip(eager, got)
+                                 for a, b in zip(ea, eb)) <= 1e-5
+
+
+def test_a_compile_that_fails_falls_back_in_one_line_and_reduce_overhead_wants_cuda(capfd):
+    """With no working C++ compiler inductor fails: the array says why in one line per
+    forward and trains eagerly. reduce-overhead (CUDA graphs) on the CPU says it compiles without them, and the
+    training batches have one shape (the last, smaller one dropped: a static step)."""
+    import torch._dynamo
+    import torch._inductor.config as inductor
+
+    from ts3ray import accel
+
+    accel._SAID.clear()
+    torch._dynamo.reset()
+    options = dict(epochs=2, rounds=0)  # batches of 256
+    with inductor.patch({"cpp.cxx": ("/nonexistent/c++",)}):
+        array = FusedArray([make_config(v) for v in values("ts3net", **options,
+                                                           compile="reduce-overhead")])
+        got = _losses(array)
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert lines[0] == ("ts3ray: warning: compile=reduce-overhead on cpu: CUDA graphs need a "
+                        "CUDA device; compiling without them (torch.compile's default mode)")
+    fallbacks = [line for line in lines if "runs uncompiled, compiling it failed" in line]
+    assert fallbacks and all("InvalidCxxCompiler" in line for line in fallbacks)
+    assert "the fused forward" in fallbacks[0]
+    samples = array.members[0].data.batches.num_samples
+    assert int(array.last_sums["steps_S"][0]) == samples // 256 < math.ceil(samples / 256)
+    assert len(got) == 2 and all(math.isfinite(v) for epoch in got for v in epoch)
+
+
+def test_conv_bn_members_step_as_their_own_nets_with_their_own_running_statistics():
+    """The CIFAR CNN (conv, BatchNorm2d, max-pool) fused: one training forward and backward
+    give each member its own net's logits and gradients to rounding (vmap computes the K
+    convolutions as one grouped convolution, which rounds differently: 1e-5 on logits) and
+    each member's BatchNorm running statistics from its own batch alone."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from ts3ray.fused.functional import FusedNet
+    from ts3ray.models.registry import build_model
+
+    nets = [build_model("cifar_cnn", num_classes=10, in_channels=1, image_size=8, seed=s)
+            for s in range(3)]
+    alone = [copy.deepcopy(n) for n in nets]
+    fused = FusedNet(nets).train()
+    x = torch.randn(3, 32, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (3, 32), generator=torch.Generator().manual_seed(1))
+    logits = fused(x)
+    F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(3, 32).mean(1) \
+        .sum().backward()
+    for k, net in enumerate(alone):
+        own = net.train()(x[k])
+        F.cross_entropy(own, y[k]).backward()
+        assert (logits[k] - own).abs().max() <= 1e-5
+        for name, p in net.named_parameters():
+            assert (fused.params[name].grad[k] - p.grad).abs().max() <= 1e-5
+        for name, b in net.named_buffers():
+            assert torch.allclose(fused.buffers[name][k].to(b.dtype), b, atol=1e-6)
+    means = fused.buffers["features.0.bn.running_mean"]
+    assert not torch.allclose(means[0], means[1])  # three members, three statistics

@@ -15,7 +15,8 @@ change the last bits of the numbers):
   CUDA graphs, `max-autotune`) applied in place (`nn.Module.compile`), so state dicts, masks
   and pruning see the same parameters. CUDA graphs want static shapes: with `reduce-overhead`
   the training batches drop the last, smaller batch of each epoch (a different subset each
-  epoch, since the order is reshuffled; see data/batches.py).
+  epoch, since the order is reshuffled; see data/batches.py). Off CUDA, `reduce-overhead`
+  compiles as `default` and says so in one line (compile_options): CUDA graphs need CUDA.
 * `deterministic` — `torch.use_deterministic_algorithms(True, warn_only=True)`, cuDNN in deterministic mode
   without autotuning, and `CUBLAS_WORKSPACE_CONFIG=:4096:8` (set before the first cuBLAS
   call): the same numbers on every run on CUDA, at a cost of the slower kernels it forbids.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from typing import Iterator
 
 import torch
@@ -36,6 +38,50 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # config.PRECISION_NAMES
 def static_shapes(compile_mode: str) -> bool:
     """Whether training batches must all have one shape (CUDA graphs)."""
     return compile_mode == "reduce-overhead"
+
+
+def compile_options(compile_mode: str, device: torch.device) -> tuple[dict, str | None]:
+    """torch.compile's keyword arguments for a run's `compile` on `device`, and a line saying
+    what differs from the request (None when nothing does)."""
+    if compile_mode == "reduce-overhead" and device.type != "cuda":
+        return {}, (f"compile=reduce-overhead on {device.type}: CUDA graphs need a CUDA device; "
+                    "compiling without them (torch.compile's default mode)")
+    return ({} if compile_mode == "default" else {"mode": compile_mode}), None
+
+
+_SAID: set[str] = set()
+
+
+def say(line: str) -> None:
+    """A one-line warning on stderr (a trial's log under Ray), once per process: the K
+    members of a fused array and its networks would otherwise repeat it."""
+    if line not in _SAID:
+        _SAID.add(line)
+        print(f"ts3ray: warning: {line}", file=sys.stderr, flush=True)
+
+
+class CompiledOrEager:
+    """`fn` through torch.compile; when compiling it fails, one line says why and `fn` runs
+    uncompiled from then on. Safe to retry: dynamo and the backend compile the forward while
+    tracing it with fake tensors, before the compiled code touches a real tensor."""
+
+    def __init__(self, fn, compile_mode: str, device: torch.device, what: str):
+        options, note = compile_options(compile_mode, device)
+        if note:
+            say(note)  # once per process (say)
+        self.fn, self.what, self.mode = fn, what, compile_mode
+        self.compiled = torch.compile(fn, **options)
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except torch._dynamo.exc.TorchDynamoException as error:
+                first = str(error).strip().split("\n\n")[0]  # not torch's hints after it
+                say(f"compile={self.mode}: {self.what} runs uncompiled, compiling it failed: "
+                    f"{type(error).__name__}: {' '.join(first.split())}"[:400])
+                self.compiled = None
+        return self.fn(*args, **kwargs)
 
 
 def set_deterministic(on: bool) -> None:
@@ -74,7 +120,9 @@ class Acceleration:
             model.to(memory_format=torch.channels_last)
             model.register_forward_pre_hook(_to_channels_last)
         if self.compile_mode != "none":
-            model.compile(mode=None if self.compile_mode == "default" else self.compile_mode)
+            # nn.Module.compile's own assignment, with the fallback (CompiledOrEager)
+            model._compiled_call_impl = CompiledOrEager(model._call_impl, self.compile_mode,
+                                                        self.device, f"the {type(model).__name__} forward")
         return model
 
     @contextlib.contextmanager

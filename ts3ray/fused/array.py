@@ -37,7 +37,6 @@ IGNORED_KEYS = ("data_root", "data_workers")  # where data is read from, not wha
 # (key, the value fusing needs, why): refused before any data is loaded
 REQUIRED = (
     ("precision", "fp32", "autocast is not applied to the fused step yet"),
-    ("compile", "none", "the fused step is not compiled yet"),
     ("channels_last", False, "conv nets are not fused yet"),
     ("grad_clip", None, "a per-member gradient-norm clip is not fused yet"),
     ("selection", "rate", "the GMM division is per member and not fused yet"),
@@ -102,7 +101,8 @@ class FusedArray:
                               f"{sizes} images cannot be stacked)")
         self.device = first.device
         self.step = FUSED_STEPS[first.config.method]
-        self.nets = {name: FusedNet([m.models[name] for m in self.members])
+        self.nets = {name: FusedNet([m.models[name] for m in self.members],
+                                    compile_mode=first.config.compile, device=self.device)
                      for name in first.models}
         as_tensor = lambda values, dtype: torch.tensor(values, dtype=dtype, device=self.device)
         self.member_values = {key: as_tensor([float(getattr(c, key)) for c in configs],

@@ -15,11 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
+from ts3ray.accel import CompiledOrEager
+
 
 class FusedNet:
     """The same network of K members: `params[name]` has shape (K, *shape)."""
 
-    def __init__(self, models: list[nn.Module]):
+    def __init__(self, models: list[nn.Module], *, compile_mode: str = "none",
+                 device: torch.device | None = None):
         self.template = exact_linears(copy.deepcopy(models[0]))  # its tensors are unused
         names = [n for n, _ in models[0].named_parameters()]
         self.params = {
@@ -37,6 +40,11 @@ class FusedNet:
         self.masks: dict[str, torch.Tensor] = {}
         self.optimizer: torch.optim.Optimizer | None = None
         self._forward = vmap(self._one, in_dims=(0, 0, 0))
+        if compile_mode != "none":  # the run's `compile` (accel.py), on the fused forward:
+            # AOT autograd compiles its backward too; reduce-overhead captures both by CUDA
+            # graphs (the batches have one shape: run.py drops the last, smaller one)
+            self._forward = CompiledOrEager(self._forward, compile_mode,
+                                            device or torch.device("cpu"), "the fused forward")
 
     @property
     def size(self) -> int:
