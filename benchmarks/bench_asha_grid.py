@@ -1,6 +1,7 @@
 """What grouped level-aware ASHA saves on a full-factorial grid, and what it costs in accuracy.
 
-    python benchmarks/bench_asha_grid.py [--reduction-factors 2,3] [--fuse K] [--grid ...] [key=value ...]
+    python benchmarks/bench_asha_grid.py [--reduction-factors 2,3] [--fuse K] [--seeds 0,1,2]
+                                         [--grid ...] [key=value ...]
 
 Runs the same grid (default: 4 x 4 x 4 = 64 configurations of lambda, tau, gamma on digits,
 sym-40 %, p_f 0.5, R = 3, E = 10, every trial holding out 10 % of the noisy training set)
@@ -47,40 +48,49 @@ def sweep(storage: str, name: str, overrides: list[str], grid: list[str], extra:
     return seconds, levels, epochs
 
 
-def pick(levels: pd.DataFrame) -> pd.Series:
-    """The full-budget trial with the best validation accuracy at its last level."""
+KEYS: list[str] = []  # the grid's keys (main), in --grid order
+
+
+def full_budget(levels: pd.DataFrame) -> pd.DataFrame:
     last = levels[levels["round"] == levels["rounds"]]
-    full = last[~last["stopped_early"].astype(bool)]
-    return full.sort_values(["val_acc_sparse_last", "lam", "tau", "gamma"],  # ties: by config
-                            ascending=[False, True, True, True]).iloc[0]
+    return last[~last["stopped_early"].astype(bool)]
+
+
+def pick(levels: pd.DataFrame) -> pd.Series:
+    """The full-budget trial with the best validation accuracy at its last level; ties by
+    the configuration (every grid key), so fused and unfused runs pick alike."""
+    return full_budget(levels).sort_values(["val_acc_sparse_last", *KEYS],
+                                           ascending=[False] + [True] * len(KEYS)).iloc[0]
+
+
+def tied(levels: pd.DataFrame, chosen: pd.Series) -> str:
+    """The configurations tied with the pick on validation, and their test accuracies: how
+    far apart a pick among validation-equal configurations can land on test."""
+    full = full_budget(levels)
+    same = full[(full["val_acc_sparse_last"] - chosen["val_acc_sparse_last"]).abs() < 1e-12]
+    return (f"{len(same)} tied on validation, test {100 * same['acc_sparse_last'].min():.2f}-"
+            f"{100 * same['acc_sparse_last'].max():.2f}% (mean "
+            f"{100 * same['acc_sparse_last'].mean():.2f})")
 
 
 def key(row: pd.Series) -> tuple:
-    return tuple(round(float(row[p]), 6) for p in ("lam", "tau", "gamma"))
+    return tuple(round(float(row[p]), 6) for p in KEYS)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("overrides", nargs="*", default=[], help="config values (key=value)")
-    parser.add_argument("--reduction-factors", default="2,3")
-    parser.add_argument("--grid", nargs="+", default=GRID)
-    parser.add_argument("--fuse", type=int, default=1, help="also the complete grid fused by K")
-    args = parser.parse_args(argv)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    overrides = [*BASE, *args.overrides]
-    storage = tempfile.mkdtemp(prefix="ts3ray-bench-asha-")
-    with ray_session(RaySettings(num_cpus=2)):
-        full_s, full_levels, full_epochs = sweep(storage, "complete", overrides, args.grid, [])
-        fused = (sweep(storage, f"complete-fused{args.fuse}", overrides, args.grid,
-                       ["--fuse", str(args.fuse)]) if args.fuse > 1 else None)
-        runs = {}
-        for rf in args.reduction_factors.split(","):
-            asha = ["--scheduler", "asha", "--grace-period", "1", "--reduction-factor", rf]
-            runs[rf] = sweep(storage, f"asha-rf{rf}", overrides, args.grid, asha)
-            if fused is not None:
-                runs[f"{rf} fused by {args.fuse}"] = sweep(
-                    storage, f"asha-rf{rf}-fused{args.fuse}", overrides, args.grid,
-                    [*asha, "--fuse", str(args.fuse)])
+def compare(storage: str, overrides: list[str], args) -> dict[str, tuple[float, float]]:
+    """The complete grid and each ASHA run (fused too with --fuse), printed; returns
+    {run: (wall time as a multiple of its complete grid's, regret in points)}."""
+    full_s, full_levels, full_epochs = sweep(storage, "complete", overrides, args.grid, [])
+    fused = (sweep(storage, f"complete-fused{args.fuse}", overrides, args.grid,
+                   ["--fuse", str(args.fuse)]) if args.fuse > 1 else None)
+    runs = {}
+    for rf in args.reduction_factors.split(","):
+        asha = ["--scheduler", "asha", "--grace-period", "1", "--reduction-factor", rf]
+        runs[f"rf={rf}"] = sweep(storage, f"asha-rf{rf}", overrides, args.grid, asha)
+        if fused is not None:
+            runs[f"rf={rf} fused by {args.fuse}"] = sweep(
+                storage, f"asha-rf{rf}-fused{args.fuse}", overrides, args.grid,
+                [*asha, "--fuse", str(args.fuse)])
     full_spent = full_epochs.groupby("trial_id")["global_epoch"].max().sum()
     grid_pick = pick(full_levels)
     last = full_levels[full_levels["round"] == full_levels["rounds"]]
@@ -90,27 +100,61 @@ def main(argv: list[str]) -> int:
     print(f"complete grid: {full_spent} trial-epochs in {full_s:.0f} s "
           f"({1000 * full_s / full_spent:.0f} ms per trial-epoch); pick by validation "
           f"{key(grid_pick)}: val {100 * grid_pick['val_acc_sparse_last']:.2f}%, test "
-          f"{100 * grid_pick['acc_sparse_last']:.2f}%; best test of any configuration "
-          f"{100 * oracle:.2f}% (oracle)")
+          f"{100 * grid_pick['acc_sparse_last']:.2f}% ({tied(full_levels, grid_pick)}); "
+          f"best test of any configuration {100 * oracle:.2f}% (oracle)")
     if fused is not None:
         fused_s, fused_levels, _ = fused
         fused_pick = pick(fused_levels)
         print(f"complete grid fused by {args.fuse}: {fused_s:.0f} s ({fused_s / full_s:.2f}x the "
               f"unfused grid); pick {key(fused_pick)}: test "
               f"{100 * fused_pick['acc_sparse_last']:.2f}%")
-    for rf, (seconds, levels, epochs) in runs.items():
+    out = {}
+    for name, (seconds, levels, epochs) in runs.items():
         spent = epochs.groupby("trial_id")["global_epoch"].max().sum()
         chosen = pick(levels)
         stopped = levels.groupby("trial_id")["stopped_early"].first().sum()
         regret = 100 * (grid_pick["acc_sparse_last"] - chosen["acc_sparse_last"])
-        baseline = fused[0] if "fused" in rf else full_s
-        print(f"asha rf={rf}: {spent} trial-epochs ({100 * (1 - spent / full_spent):.1f}% saved) "
+        baseline = fused[0] if "fused" in name else full_s
+        out[name] = (seconds / baseline, regret)
+        print(f"asha {name}: {spent} trial-epochs ({100 * (1 - spent / full_spent):.1f}% saved) "
               f"in {seconds:.0f} s = {seconds / baseline:.2f}x its complete grid "
               f"({1000 * seconds / spent:.0f} ms per trial-epoch), {stopped} "
               f"trials stopped; pick {key(chosen)}: val "
               f"{100 * chosen['val_acc_sparse_last']:.2f}%, test "
-              f"{100 * chosen['acc_sparse_last']:.2f}%; regret vs the grid's pick "
-              f"{regret:+.2f} points, vs the oracle {100 * oracle - 100 * chosen['acc_sparse_last']:+.2f}")
+              f"{100 * chosen['acc_sparse_last']:.2f}% ({tied(levels, chosen)}); regret vs "
+              f"the grid's pick {regret:+.2f} points, vs the oracle "
+              f"{100 * oracle - 100 * chosen['acc_sparse_last']:+.2f}", flush=True)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", default=[], help="config values (key=value)")
+    parser.add_argument("--reduction-factors", default="2,3")
+    parser.add_argument("--grid", nargs="+", default=GRID)
+    parser.add_argument("--fuse", type=int, default=1, help="also the complete grid fused by K")
+    parser.add_argument("--seeds", default="0", help="repeat everything per seed (a,b,c): "
+                        "the regret of one pick is one draw of the validation noise")
+    args = parser.parse_args(argv)
+    KEYS[:] = [item.split("=", 1)[0] for item in args.grid]
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results = {}
+    with ray_session(RaySettings(num_cpus=2)):
+        for seed in seeds:
+            print(f"== seed {seed}", flush=True)
+            storage = tempfile.mkdtemp(prefix="ts3ray-bench-asha-")
+            values = dict(item.split("=", 1) for item in [*BASE, *args.overrides])  # yours win
+            values["seed"] = str(seed)
+            results[seed] = compare(storage, [f"{k}={v}" for k, v in values.items()], args)
+    if len(seeds) > 1:
+        for name in results[seeds[0]]:
+            ratios = [results[s][name][0] for s in seeds]
+            regrets = [results[s][name][1] for s in seeds]
+            print(f"over seeds {args.seeds}: asha {name}: wall time "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)}x (mean {sum(ratios) / len(ratios):.2f}x) "
+                  f"its complete grid; regret {', '.join(f'{r:+.2f}' for r in regrets)} "
+                  f"(mean {sum(regrets) / len(regrets):+.2f}) points")
     return 0
 
 

@@ -37,7 +37,7 @@ IGNORED_KEYS = ("data_root", "data_workers")  # where data is read from, not wha
 # (key, the value fusing needs, why): refused before any data is loaded
 REQUIRED = (
     ("precision", "fp32", "autocast is not applied to the fused step yet"),
-    ("channels_last", False, "conv nets are not fused yet"),
+    ("channels_last", False, "NHWC is not applied to the fused forward yet"),
     ("grad_clip", None, "a per-member gradient-norm clip is not fused yet"),
     ("selection", "rate", "the GMM division is per member and not fused yet"),
     ("data_path", ("auto", "device"), "fused members read device-resident data"),
