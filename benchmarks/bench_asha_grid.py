@@ -77,15 +77,16 @@ def key(row: pd.Series) -> tuple:
     return tuple(round(float(row[p]), 6) for p in KEYS)
 
 
-def compare(storage: str, overrides: list[str], args) -> dict[str, tuple[float, float]]:
+def compare(storage: str, overrides: list[str], args, seed: int) -> dict[str, tuple[float, float]]:
     """The complete grid and each ASHA run (fused too with --fuse), printed; returns
     {run: (wall time as a multiple of its complete grid's, regret in points)}."""
-    full_s, full_levels, full_epochs = sweep(storage, "complete", overrides, args.grid, [])
+    seeds = ["--seeds", str(seed)]
+    full_s, full_levels, full_epochs = sweep(storage, "complete", overrides, args.grid, seeds)
     fused = (sweep(storage, f"complete-fused{args.fuse}", overrides, args.grid,
-                   ["--fuse", str(args.fuse)]) if args.fuse > 1 else None)
+                   [*seeds, "--fuse", str(args.fuse)]) if args.fuse > 1 else None)
     runs = {}
     for rf in args.reduction_factors.split(","):
-        asha = ["--scheduler", "asha", "--grace-period", "1", "--reduction-factor", rf]
+        asha = [*seeds, "--scheduler", "asha", "--grace-period", "1", "--reduction-factor", rf]
         runs[f"rf={rf}"] = sweep(storage, f"asha-rf{rf}", overrides, args.grid, asha)
         if fused is not None:
             runs[f"rf={rf} fused by {args.fuse}"] = sweep(
@@ -145,8 +146,7 @@ def main(argv: list[str]) -> int:
             print(f"== seed {seed}", flush=True)
             storage = tempfile.mkdtemp(prefix="ts3ray-bench-asha-")
             values = dict(item.split("=", 1) for item in [*BASE, *args.overrides])  # yours win
-            values["seed"] = str(seed)
-            results[seed] = compare(storage, [f"{k}={v}" for k, v in values.items()], args)
+            results[seed] = compare(storage, [f"{k}={v}" for k, v in values.items()], args, seed)
     if len(seeds) > 1:
         for name in results[seeds[0]]:
             ratios = [results[s][name][0] for s in seeds]

@@ -100,6 +100,9 @@ SWEEP_CASES = [  # (id, argv, text)
     ("grid axis without effect", [*TS, "--grid", "select_rate=0.1,0.2", "selection=gmm"],
      "select_rate=0.1 is not allowed: no effect here"),
     ("seed twice", [*TS, "--seeds", "0,1,0", "--grid", "lam=0,1"], "--seeds '0' is given twice"),
+    ("seed as a sweep value", [*TS, "seed=1", "--grid", "lam=0,1"],  # every cell: --seeds
+     "seed=1 is not allowed as a key=value of a sweep: its seeds are --seeds (now 0); use "
+     "--seeds 1"),
     ("method twice", [*COMPARE, "--methods", "ce,jocor,ce"], "--methods 'ce' is given twice"),
     ("method options for a method not run", [*COMPARE, "--methods", "ce,ts3net",
                                              "--method-options", "jocor.lam=0.5"],

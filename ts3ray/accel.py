@@ -121,8 +121,9 @@ class Acceleration:
             model.register_forward_pre_hook(_to_channels_last)
         if self.compile_mode != "none":
             # nn.Module.compile's own assignment, with the fallback (CompiledOrEager)
+            what = f"the {type(model).__name__} forward"
             model._compiled_call_impl = CompiledOrEager(model._call_impl, self.compile_mode,
-                                                        self.device, f"the {type(model).__name__} forward")
+                                                        self.device, what)
         return model
 
     @contextlib.contextmanager

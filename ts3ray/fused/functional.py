@@ -24,6 +24,7 @@ class FusedNet:
     def __init__(self, models: list[nn.Module], *, compile_mode: str = "none",
                  device: torch.device | None = None):
         self.template = exact_linears(copy.deepcopy(models[0]))  # its tensors are unused
+        self.template._compiled_call_impl = None  # a member's compile: the fused one wraps it
         names = [n for n, _ in models[0].named_parameters()]
         self.params = {
             n: torch.stack([dict(m.named_parameters())[n].detach() for m in models])

@@ -160,6 +160,12 @@ def base_values(args, preset) -> dict:
 
     given = load_config_file(args.config) if getattr(args, "config", None) else {}
     overrides = parse_overrides(args.overrides)
+    for source, value in (("a key=value", overrides), ("--config", given)):
+        # every cell takes its seed from --seeds: any other seed=... would be lost
+        if "seed" in value and [str(value["seed"])] != [str(s) for s in args.seed_list]:
+            raise UserError(f"seed={value['seed']} is not allowed as {source} of a sweep: its "
+                            f"seeds are --seeds (now {args.seeds}); use --seeds "
+                            f"{value['seed']}")
     values = {**preset.values, **given, **overrides}
     # relative paths break inside trial working directories: absolute ones everywhere
     values["data_root"] = storage.absolute(str(values.get("data_root", "data")))
