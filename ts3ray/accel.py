@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from typing import Iterator
 
 import torch
 from torch import nn
+
+from ts3ray.errors import warn
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}  # config.PRECISION_NAMES
 
@@ -57,7 +58,7 @@ def say(line: str) -> None:
     members of a fused array and its networks would otherwise repeat it."""
     if line not in _SAID:
         _SAID.add(line)
-        print(f"ts3ray: warning: {line}", file=sys.stderr, flush=True)
+        warn(line)
 
 
 class CompiledOrEager:
@@ -79,7 +80,7 @@ class CompiledOrEager:
             except torch._dynamo.exc.TorchDynamoException as error:
                 first = str(error).strip().split("\n\n")[0]  # not torch's hints after it
                 say(f"compile={self.mode}: {self.what} runs uncompiled, compiling it failed: "
-                    f"{type(error).__name__}: {' '.join(first.split())}"[:400])
+                    f"{type(error).__name__}: {first}")  # one line (errors.one_line)
                 self.compiled = None
         return self.fn(*args, **kwargs)
 

@@ -5,7 +5,14 @@ status 2, before any output file is written. Messages pass through :func:`one_li
 huge or multi-line value (a YAML bomb, a binary file) never floods the terminal.
 """
 
+import sys
+
 MESSAGE_LIMIT = 400  # characters of one error line
+
+
+def warn(line: str) -> None:
+    """``ts3ray: warning: <line>`` on stderr: something the user should know, not an error."""
+    print(f"ts3ray: warning: {one_line(line)}", file=sys.stderr, flush=True)
 
 
 class UserError(Exception):

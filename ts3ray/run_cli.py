@@ -34,7 +34,7 @@ import torch
 from ts3ray import provenance, torch_files
 from ts3ray.config import load_config_file, make_config, parse_overrides
 from ts3ray.devices import check_device_exists
-from ts3ray.errors import UserError, one_line, shorten
+from ts3ray.errors import UserError, one_line, shorten, warn
 from ts3ray.paths import check_output_dir
 from ts3ray.results.writer import epoch_table, level_table, write_parquet
 from ts3ray.run_lock import RunFolderLock
@@ -224,7 +224,7 @@ def warn_protocol(config) -> None:
     from ts3ray.method.registry import protocol_warnings
 
     for line in protocol_warnings(config):
-        print(f"ts3ray: warning: {line}", file=sys.stderr)
+        warn(line)
 
 
 def _train(args, config, out) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ts3ray import storage
-from ts3ray.errors import UserError
+from ts3ray.errors import UserError, warn
 from ts3ray.results.compact import compact_sweep
 
 
@@ -37,17 +37,13 @@ def results_location(location: str) -> str:
 
 def main(args: argparse.Namespace) -> int:
     if args.action == "info":
-        import sys
-
         from ts3ray.results.info import report
 
         lines, warnings = report(args.results)
         print("\n".join(lines))
         for line in warnings:
-            print(f"ts3ray: warning: {line}", file=sys.stderr)
+            warn(line)
         return 0
-    import sys
-
     location = results_location(args.results)
     for done in compact_sweep(location):
         note = f"{done.rows} rows"
@@ -55,5 +51,5 @@ def main(args: argparse.Namespace) -> int:
             note += f", {done.copies_dropped} superseded copies dropped"
         print(f"{done.table}: {done.before} file(s) -> {done.after} ({note})")
         for path, why in done.left_in_place:
-            print(f"ts3ray: warning: left in place: {path} ({why})", file=sys.stderr)
+            warn(f"left in place: {path} ({why})")
     return 0

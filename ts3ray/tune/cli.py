@@ -15,7 +15,7 @@ import time
 
 from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
-from ts3ray.errors import RESUME_ATTRIBUTE, UserError
+from ts3ray.errors import RESUME_ATTRIBUTE, UserError, warn
 from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
                                check_selection, parse_list, selection_signal,
                                check_trial_count, with_given)
@@ -332,7 +332,7 @@ def warn_protocols(plan: SweepPlan) -> None:
         for line in protocol_warnings(RunConfig(**{**plan.common, **cell})):
             if line not in seen:
                 seen.append(line)
-                print(f"ts3ray: warning: {line}", file=sys.stderr)
+                warn(line)
 
 
 # -- output ---------------------------------------------------------------------------------
