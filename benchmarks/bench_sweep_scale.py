@@ -189,15 +189,21 @@ def run_role(args) -> None:
     # Tune's default loggers for the trivial trainable (a caller that ran a ts3ray sweep in
     # its own process, e.g. the test suite, has them switched off in the environment)
     os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)
-    storage = tempfile.mkdtemp(prefix=f"ts3ray-scale-{args.role}-")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        out = {"ts3ray": role_ts3ray, "trivial": role_trivial}[args.role](args, storage)
+        out = measure_role(args.role, args)
     finally:
         ray.shutdown()
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def measure_role(role: str, args) -> dict:
+    """One role's numbers, on the Ray this process is connected to."""
+    storage = tempfile.mkdtemp(prefix=f"ts3ray-scale-{role}-")
+    out = {"ts3ray": role_ts3ray, "trivial": role_trivial}[role](args, storage)
     out["overhead_s_per_trial"] = (out["fit_s"] * 2 - out["run_s_total"]) / out["trials"]
     out["storage"] = storage
-    print("RESULT " + json.dumps(out), flush=True)
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -226,21 +232,27 @@ def main(argv: list[str]) -> int:
             sys.stderr.write(proc.stderr[-3000:])
             sys.exit(f"role {role} failed (exit {proc.returncode})")
         found[role] = json.loads(lines[-1][len("RESULT "):])
-    ours, base = found["ts3ray"], found["trivial"]
-    print(f"N = {args.trials} trials, {args.epochs} epoch(s) each, 2 trial slots")
-    for name, r in (("trivial trainable", base), ("ts3ray", ours)):
-        print(f"{name:>17}: fit {r['fit_s']:.1f} s, overhead {r['overhead_s_per_trial']:.3f} "
-              f"s/trial, RSS growth {r['rss_growth_kb_per_trial']:.1f} KB/trial while trials "
-              f"run, peak RSS {r['peak_rss_mb']:.0f} MB ({r['end_rise_mb']:+.0f} MB after the "
-              f"last trial), experiment state {r['state_bytes_per_trial'] / 1024:.2f} KB/trial")
-    ratio = ours["overhead_s_per_trial"] / base["overhead_s_per_trial"]
-    print(f"overhead ratio ts3ray / trivial: {ratio:.2f}x; lottery runs' own time "
-          f"{ours['run_s_total']:.1f} s over {ours['rows']} epoch rows")
-    print(f"result files before compaction: {ours['files_before']}; after: {ours['files_after']}")
-    if "compact_s" in ours:
-        print(f"compaction: {ours['compact_s']:.1f} s, driver RSS {ours['compact_rise_mb']:+.0f} MB "
-              "at its peak")
+    print("\n".join(report(found["ts3ray"], found["trivial"], args)))
     return 0
+
+
+def report(ours: dict, base: dict, args) -> list[str]:
+    lines = [f"N = {args.trials} trials, {args.epochs} epoch(s) each, 2 trial slots"]
+    for name, r in (("trivial trainable", base), ("ts3ray", ours)):
+        lines.append(
+            f"{name:>17}: fit {r['fit_s']:.1f} s, overhead {r['overhead_s_per_trial']:.3f} "
+            f"s/trial, RSS growth {r['rss_growth_kb_per_trial']:.1f} KB/trial while trials "
+            f"run, peak RSS {r['peak_rss_mb']:.0f} MB ({r['end_rise_mb']:+.0f} MB after the "
+            f"last trial), experiment state {r['state_bytes_per_trial'] / 1024:.2f} KB/trial")
+    ratio = ours["overhead_s_per_trial"] / base["overhead_s_per_trial"]
+    lines.append(f"overhead ratio ts3ray / trivial: {ratio:.2f}x; lottery runs' own time "
+                 f"{ours['run_s_total']:.1f} s over {ours['rows']} epoch rows")
+    lines.append(f"result files before compaction: {ours['files_before']}; "
+                 f"after: {ours['files_after']}")
+    if "compact_s" in ours:
+        lines.append(f"compaction: {ours['compact_s']:.1f} s, driver RSS "
+                     f"{ours['compact_rise_mb']:+.0f} MB at its peak")
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 """The Python API: examples/digits_api.py (ts3ray.run, ts3ray.sweep, ts3ray.load, tables,
-plots, tickets) run as a user runs it, in its own process with its own local Ray."""
+plots, tickets), its main() run on the session's local Ray."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
+import runpy
 from pathlib import Path
 
 import pytest
@@ -16,13 +14,9 @@ from ts3ray.errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_digits_example_runs_sweeps_and_retrains_the_pick(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_TMPDIR": f"/tmp/rt-api-{os.getpid()}", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "digits_api.py"), str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = done.stdout
+def test_the_digits_example_runs_sweeps_and_retrains_the_pick(local_ray, tmp_path, capsys):
+    runpy.run_path(str(ROOT / "examples" / "digits_api.py"))["main"](tmp_path)
+    out = capsys.readouterr().out
     assert "Accuracy-sparsity front" in out and (tmp_path / "pareto.png").stat().st_size > 1000
     pick = re.search(r"level 1 \((\w+)\) at 50\.0% sparsity, val_acc_sparse_last [\d.]+%, test ([\d.]+)%", out)
     assert pick, out

@@ -1,6 +1,7 @@
 """Exit codes of a sweep driver as a user meets them (issue 22 item 4): real subprocesses,
-a real local Ray (never `ray stop`): Ctrl-C -> 130 and a resumable sweep, SIGTERM -> 143
-within 5 s even in a blocked remote call, OS failures -> 1."""
+each with its own local Ray (never `ray stop`): Ctrl-C -> 130 and a resumable sweep that a
+SIGKILL of its resume cannot corrupt, SIGTERM -> 143 within 5 s even in a blocked remote
+call, OS failures -> 1."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from processes import ctrl_c_as_from_a_terminal, kill_tree
 from ts3ray.results.load import read_table
+from ts3ray.tune.cli import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--name", "s", "--variants", "full", "--num-cpus", "2", "--max-concurrent", "2",
@@ -35,7 +37,15 @@ def driver(storage: str, tag: str, *extra: str) -> subprocess.Popen:
                             preexec_fn=ctrl_c_as_from_a_terminal)
 
 
-def test_ctrl_c_gives_130_and_resume_finishes_with_every_row_once(tmp_path):
+def finished_trials(results: Path) -> int:
+    """Trials that appended their last epoch (files `<trial>/a<attempt>-e<last epoch>`)."""
+    return len(list((results / "epochs").glob(f"*/a*-e{TRIAL_EPOCHS:07d}.parquet")))
+
+
+def test_ctrl_c_gives_130_a_killed_resume_keeps_its_rows_and_every_row_lands_once(
+        local_ray, tmp_path, capsys):
+    """Ctrl-C a sweep (exit 130, the resume line), SIGKILL its resume mid-sweep (the driver,
+    its Ray and its trial workers: no end-of-run work), then resume to the end here."""
     results = tmp_path / "s" / "results"
     proc = driver(str(tmp_path), "a")
     try:
@@ -53,15 +63,38 @@ def test_ctrl_c_gives_130_and_resume_finishes_with_every_row_once(tmp_path):
     assert line == [f"ts3ray: interrupted (Ctrl-C); resume with: ts3ray sweep sparsity "
                     f"--storage {tmp_path} {' '.join(ARGS)} --resume"]
     assert "stopped early" not in err
-    resumed = subprocess.run([sys.executable, str(ROOT / "sweeps" / "sparsity.py"), "--storage",
-                              str(tmp_path), *ARGS, "--resume"], env=env("b"),
-                             capture_output=True, text=True, timeout=180)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    resumed = driver(str(tmp_path), "b", "--resume")
+    try:
+        deadline = time.time() + 240
+        while finished_trials(results) < 1 and time.time() < deadline and resumed.poll() is None:
+            time.sleep(0.2)
+        assert resumed.poll() is None, "the resumed sweep ended before it could be killed"
+        assert finished_trials(results) >= 1
+    finally:
+        kill_tree(resumed.pid)  # the driver, the Ray it started and its trial workers, only
+        resumed.communicate()
+    assert finished_trials(results) < TRIALS  # killed mid-sweep
+    # the dead driver did no end-of-run work, yet the rows say which trials are complete
+    cut = read_table(str(results), "epochs").groupby("trial_id").agg(
+        last=("global_epoch", "max"), stopped=("stopped_early", "first"))
+    assert (cut["stopped"] == (cut["last"] < TRIAL_EPOCHS)).all()
+    assert (~cut["stopped"]).sum() == finished_trials(results)
+
+    capsys.readouterr()
+    assert run_sweep("sparsity", ["--storage", str(tmp_path), *ARGS, "--resume"]) == 0
+    out = capsys.readouterr().out
     epochs = read_table(str(results), "epochs")
     levels = read_table(str(results), "levels")
     assert len(epochs) == TRIALS * TRIAL_EPOCHS and len(levels) == TRIALS * 2
     assert not epochs.duplicated(["trial_id", "round", "epoch"]).any()
     assert epochs.groupby("trial_id").size().tolist() == [TRIAL_EPOCHS] * TRIALS
+    assert sorted(levels.groupby("trial_id")["prune_fraction"].first()) == [0.3, 0.4, 0.5, 0.6]
+    assert not epochs["stopped_early"].any()
+    attempts = epochs.groupby("trial_id")[["attempt", "resumed_from"]].max()
+    # a trial running at an interruption continued from its checkpoint as a later attempt
+    assert ((attempts["attempt"] >= 2) & (attempts["resumed_from"] > 0)).any()
+    assert f"{TRIALS} trials" in out and "Accuracy vs sparsity" in out
 
 
 def test_sigterm_during_a_blocked_gcs_call_exits_143_within_5_s(tmp_path):

@@ -94,7 +94,7 @@ def test_optuna_asha_search_stops_trials_early_and_says_so(local_ray, tmp_path):
 def test_four_quarter_gpu_trials_run_at_the_same_time(local_ray, tmp_path):
     code = run_sweep("sparsity", [
         "--storage", str(tmp_path), "--variants", "full", "--gpus-per-trial", "0.25",
-        "--cpus-per-trial", "0.5", "epochs=60", "e1=10", "e2=20", "rounds=1"])
+        "--cpus-per-trial", "0.5", "epochs=25", "e1=4", "e2=8", "rounds=1"])
     assert code == 0
     epochs = read(tmp_path / "sparsity-quick" / "results", "epochs")
     spans = epochs.groupby("trial_id").agg(start=("started_at", "min"), end=("written_at", "max"))
