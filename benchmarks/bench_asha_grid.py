@@ -73,6 +73,33 @@ def tied(levels: pd.DataFrame, chosen: pd.Series) -> str:
             f"{100 * same['acc_sparse_last'].mean():.2f})")
 
 
+def rung_signal(levels: pd.DataFrame) -> str:
+    """How well each earlier level's validation accuracy ranks the configurations as the
+    last level does (Spearman over the complete grid; validation only): ASHA's premise. Near
+    0, a rung's cut is a random draw and the regret measures luck, not the scheduler."""
+    by_level = levels.pivot_table(index=KEYS, columns="round", values="val_acc_sparse_last")
+    last = by_level.columns.max()
+    return ", ".join(f"level {k} {by_level[k].corr(by_level[last], method='spearman'):+.2f}"
+                     for k in by_level.columns if k != last)
+
+
+def reproducibility(grids: dict[int, pd.DataFrame]) -> str:
+    """Whether the configurations differ reproducibly (complete grids of several seeds,
+    reported, never chosen on): the spread of one configuration's last-level test accuracy
+    over the seeds against the spread between configurations' seed means, and the Spearman
+    of the configurations' test accuracies between two seeds."""
+    tests = pd.concat({seed: levels[levels["round"] == levels["rounds"]].assign(
+        **{k: levels[k].round(6) for k in KEYS}).set_index(KEYS)["acc_sparse_last"]
+        for seed, levels in grids.items()}, axis=1)
+    seeds = list(tests.columns)
+    pairs = [tests[a].corr(tests[b], method="spearman")
+             for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    return (f"one configuration's test accuracy over seeds: std {100 * tests.std(axis=1).mean():.2f} "
+            f"points (mean over configurations); the configurations' seed means: std "
+            f"{100 * tests.mean(axis=1).std():.2f}; Spearman between seeds "
+            f"{', '.join(f'{r:+.2f}' for r in pairs)}")
+
+
 def key(row: pd.Series) -> tuple:
     return tuple(round(float(row[p]), 6) for p in KEYS)
 
@@ -103,6 +130,8 @@ def compare(storage: str, overrides: list[str], args, seed: int) -> dict[str, tu
           f"{key(grid_pick)}: val {100 * grid_pick['val_acc_sparse_last']:.2f}%, test "
           f"{100 * grid_pick['acc_sparse_last']:.2f}% ({tied(full_levels, grid_pick)}); "
           f"best test of any configuration {100 * oracle:.2f}% (oracle)")
+    print(f"rung signal (Spearman of a level's validation accuracy with the last level's, "
+          f"complete grid): {rung_signal(full_levels)}")
     if fused is not None:
         fused_s, fused_levels, _ = fused
         fused_pick = pick(fused_levels)
@@ -125,7 +154,7 @@ def compare(storage: str, overrides: list[str], args, seed: int) -> dict[str, tu
               f"{100 * chosen['acc_sparse_last']:.2f}% ({tied(levels, chosen)}); regret vs "
               f"the grid's pick {regret:+.2f} points, vs the oracle "
               f"{100 * oracle - 100 * chosen['acc_sparse_last']:+.2f}", flush=True)
-    return out
+    return out, full_levels
 
 
 def main(argv: list[str]) -> int:
@@ -140,13 +169,14 @@ def main(argv: list[str]) -> int:
     KEYS[:] = [item.split("=", 1)[0] for item in args.grid]
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = {}
+    results, grids = {}, {}
     with ray_session(RaySettings(num_cpus=2)):
         for seed in seeds:
             print(f"== seed {seed}", flush=True)
             storage = tempfile.mkdtemp(prefix="ts3ray-bench-asha-")
             values = dict(item.split("=", 1) for item in [*BASE, *args.overrides])  # yours win
-            results[seed] = compare(storage, [f"{k}={v}" for k, v in values.items()], args, seed)
+            results[seed], grids[seed] = compare(storage, [f"{k}={v}" for k, v in values.items()],
+                                                 args, seed)
     if len(seeds) > 1:
         for name in results[seeds[0]]:
             ratios = [results[s][name][0] for s in seeds]
@@ -155,6 +185,7 @@ def main(argv: list[str]) -> int:
                   f"{', '.join(f'{r:.2f}' for r in ratios)}x (mean {sum(ratios) / len(ratios):.2f}x) "
                   f"its complete grid; regret {', '.join(f'{r:+.2f}' for r in regrets)} "
                   f"(mean {sum(regrets) / len(regrets):+.2f}) points")
+        print(f"over seeds {args.seeds}: {reproducibility(grids)}")
     return 0
 
 
