@@ -1,0 +1,43 @@
+"""The diagnostics benchmarks/bench_asha_grid.py prints beside ASHA's regret, on frames small
+enough to compute by hand."""
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BENCH = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_asha_grid.py"))
+
+
+def levels(val_by_round: dict[int, list[float]], test_last: list[float]) -> pd.DataFrame:
+    """Three configurations (lam 0, 0.5, 1) over the given rounds; the last round is R."""
+    rounds = max(val_by_round)
+    rows = [{"lam": lam, "round": r, "rounds": rounds, "val_acc_sparse_last": vals[i],
+             "acc_sparse_last": test_last[i] if r == rounds else 0.0}
+            for r, vals in val_by_round.items() for i, lam in enumerate([0.0, 0.5, 1.0])]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(autouse=True)
+def keys():
+    BENCH["KEYS"][:] = ["lam"]
+    yield
+    BENCH["KEYS"][:] = []
+
+
+def test_rung_signal_is_each_levels_rank_agreement_with_the_last_level():
+    grid = levels({0: [0.1, 0.2, 0.3], 1: [0.3, 0.1, 0.2], 2: [0.3, 0.2, 0.1]}, [0.9, 0.8, 0.7])
+    # level 0 ranks 1 2 3 against the last level's 3 2 1: -1; level 1 ranks 3 1 2: rho = 0.5
+    assert BENCH["rung_signal"](grid) == "level 0 -1.00, level 1 +0.50"
+
+
+def test_reproducibility_compares_a_configurations_seed_spread_with_the_configurations():
+    seed0 = levels({0: [0.5] * 3, 1: [0.5] * 3}, [0.90, 0.80, 0.70])
+    seed1 = levels({0: [0.5] * 3, 1: [0.5] * 3}, [0.70, 0.80, 0.90])
+    # per configuration std over the seeds (ddof 1): 0.1414, 0, 0.1414 -> mean 9.43 points;
+    # the seed means are 0.8 each -> std 0; the two seeds rank the configurations oppositely
+    assert BENCH["reproducibility"]({0: seed0, 1: seed1}) == (
+        "one configuration's test accuracy over seeds: std 9.43 points (mean over "
+        "configurations); the configurations' seed means: std 0.00; Spearman between seeds -1.00")
