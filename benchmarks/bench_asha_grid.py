@@ -28,7 +28,8 @@ import time
 
 import pandas as pd
 
-from ts3ray.results.load import read_table
+from ts3ray.results.load import add_trial_key, read_table
+from ts3ray.results.rungs import level_agreement
 from ts3ray.tune.cli import run_sweep
 from ts3ray.tune.resources import RaySettings, ray_session
 
@@ -75,12 +76,10 @@ def tied(levels: pd.DataFrame, chosen: pd.Series) -> str:
 
 def rung_signal(levels: pd.DataFrame) -> str:
     """How well each earlier level's validation accuracy ranks the configurations as the
-    last level does (Spearman over the complete grid; validation only): ASHA's premise. Near
-    0, a rung's cut is a random draw and the regret measures luck, not the scheduler."""
-    by_level = levels.pivot_table(index=KEYS, columns="round", values="val_acc_sparse_last")
-    last = by_level.columns.max()
-    return ", ".join(f"level {k} {by_level[k].corr(by_level[last], method='spearman'):+.2f}"
-                     for k in by_level.columns if k != last)
+    last level does over the complete grid (`ts3ray table rungs`): ASHA's premise. Near 0,
+    a rung's cut is a random draw and the regret measures luck, not the scheduler."""
+    agreement = level_agreement(add_trial_key(levels), "val_acc_sparse_last")
+    return ", ".join(f"level {a.level} {a.spearman:+.2f}" for a in agreement.itertuples())
 
 
 def reproducibility(grids: dict[int, pd.DataFrame]) -> str:

@@ -14,7 +14,7 @@ BENCH = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / 
 def levels(val_by_round: dict[int, list[float]], test_last: list[float]) -> pd.DataFrame:
     """Three configurations (lam 0, 0.5, 1) over the given rounds; the last round is R."""
     rounds = max(val_by_round)
-    rows = [{"lam": lam, "round": r, "rounds": rounds, "val_acc_sparse_last": vals[i],
+    rows = [{"run_id": f"r{i}", "trial_id": f"t{i}", "lam": lam, "round": r, "rounds": rounds, "val_acc_sparse_last": vals[i],
              "acc_sparse_last": test_last[i] if r == rounds else 0.0}
             for r, vals in val_by_round.items() for i, lam in enumerate([0.0, 0.5, 1.0])]
     return pd.DataFrame(rows)

@@ -185,6 +185,26 @@ def test_a_shrunk_array_continues_its_members_runs():
         assert _plain(member.epoch_rows) == _plain(whole[config.run_id])
 
 
+def test_members_share_one_loaded_dataset_per_seed_and_a_shrunk_array_loads_none(monkeypatch):
+    from ts3ray import data
+
+    loads = []
+    real = data.load_for_run
+    monkeypatch.setattr(data, "load_for_run", lambda name, root, seed: loads.append(seed)
+                        or real(name, root, seed=seed))
+    configs = [make_config({**TINY, "seed": s, "lam": lam})
+               for s, lam in [(0, 0.5), (0, 1.0), (1, 0.5)]]
+    array = FusedArray(configs)
+    assert loads == [0, 1]  # digits' split depends on the seed: one load per seed
+    first, second, third = array.member_datasets
+    assert first is second and first is not third
+    assert array.members[0].data.batches.x.equal(array.members[1].data.batches.x)
+    array.train_epoch()
+    shrunk = array.subset([1, 2])
+    assert loads == [0, 1]  # the kept members keep their datasets
+    assert shrunk.member_datasets[0] is first and shrunk.member_datasets[1] is third
+
+
 def test_a_batch_step_traces_as_one_graph_and_computes_the_eager_numbers():
     """The launch-lean step (steps.peer_batch_step: forward, Eq. 2-5, backward, foreach
     optimiser step, masks) traces with no graph break of its own: the only breaks are the

@@ -121,14 +121,26 @@ class TrainingData:
         return out
 
 
+def local_root(config: RunConfig) -> str:
+    """This node's copy of the run's data root (a URI: data/cache.py), checked here, where
+    the run happens."""
+    root = data.local_data_root(config.data_root)
+    if root != config.data_root:
+        data.check_available(config.dataset, root)
+    return root
+
+
+def load_run_dataset(config: RunConfig):
+    """The dataset the run trains on, loaded (for runs that share one: fused arrays)."""
+    return data.load_for_run(config.dataset, local_root(config), seed=config.seed)
+
+
 def prepare_data(config: RunConfig, device: torch.device, dataset=None):
     """The run's data through data.prepare_data: its dataset's data path (device-resident or
     streamed), labels (noise drawn from T, CIFAR-N, a real-world set's own), the seeded
     hold-out of the noisy training set (drawn after the noise, stratified by noisy label,
     identical for S and D, never trained on) and every eval set."""
-    root = data.local_data_root(config.data_root)  # a URI: this node's copy (data/cache.py)
-    if dataset is None and root != config.data_root:  # checked here, where the run happens
-        data.check_available(config.dataset, root)
+    root = local_root(config)
     p = data.prepare_data(
         config.dataset, root, noise=config.noise, noise_rate=config.noise_rate,
         noise_seed=derive_seed(config.seed, "noise"), batch_seed=derive_seed(config.seed, "batches"),

@@ -16,6 +16,7 @@ from ts3ray.data.core.noise import ASYM_MAPS, NOISE_KINDS, NoisyLabels, apply_la
 from ts3ray.data.core.placement import DATA_PATHS, choose_data_path
 from ts3ray.data.core.prepared import EvalSet, PreparedData, prepare_data, training_labels
 from ts3ray.data.sources import (DATASET_NAMES, FILE_DATASET_NAMES, check_available, load_dataset, load_file_dataset,
+                                 load_for_run,
                                  num_classes_of, ships_clean_val)
 from ts3ray.data.core.streaming import StreamingBatches, stream_eval_batches
 from ts3ray.data.sources.synthetic import make_synthetic
@@ -25,7 +26,7 @@ __all__ = [
     "ASYM_MAPS", "Batch", "DATASET_NAMES", "DATA_PATHS", "DeviceBatches", "EvalSet", "FILE_DATASET_NAMES",
     "FileImageDataset", "FileSplit", "ImageDataset", "ImageTransform", "LABEL_SETS", "NOISE_KINDS", "NoisyLabels",
     "PreparedData", "StreamingBatches", "apply_label_noise", "check_available", "check_noise", "check_noise_files",
-    "choose_data_path", "evaluate_topk", "human_noise_rate", "load_dataset", "load_file_dataset", "make_synthetic",
+    "choose_data_path", "evaluate_topk", "human_noise_rate", "load_dataset", "load_file_dataset", "load_for_run", "make_synthetic",
     "num_classes_of", "prepare_data", "ships_clean_val", "stream_eval_batches", "topk_accuracy", "topk_correct",
     "training_labels",
 ]

@@ -29,7 +29,7 @@ from ts3ray.errors import ConfigError
 from ts3ray.fused.functional import (FusedNet, fused_optimizer_state,
                                       member_optimizer_state)
 from ts3ray.method.protocols import apply_schedule, make_optimizer, schedule_position
-from ts3ray.run import LotteryRun
+from ts3ray.run import LotteryRun, load_run_dataset
 
 MEMBER_KEYS = ("seed", "lam", "tau", "gamma")
 FUSED_METHODS = ("ce", "ts3net")
@@ -74,18 +74,34 @@ def check_fusable(configs: list[RunConfig]) -> None:
                                   f"member {k} differs)")
 
 
+def shared_datasets(configs: list[RunConfig]) -> list:
+    """Each member's dataset, loaded once per distinct (dataset, data root, seed): one copy
+    in host memory and one read from disk for members that share them, as every member of
+    a grid or sensitivity sweep does (the seed: digits' split and the synthetic sets depend
+    on it, and keying every dataset by it is the safe side)."""
+    loaded: dict[tuple, Any] = {}
+    for c in configs:
+        key = (c.dataset, c.data_root, c.seed)
+        if key not in loaded:
+            loaded[key] = load_run_dataset(c)
+    return [loaded[(c.dataset, c.data_root, c.seed)] for c in configs]
+
+
 class FusedArray:
     """K lottery runs trained as one fused model; iterate `epochs()` for one list of K epoch
     records per fused epoch (member k's record is what `LotteryRun(configs[k])` yields)."""
 
     def __init__(self, configs: list[RunConfig], *, dataset=None,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, member_datasets: list | None = None):
         from ts3ray.fused.steps import FUSED_STEPS
 
         check_fusable(configs)
         self.configs = list(configs)
-        self.dataset = dataset
-        self.members = [LotteryRun(c, dataset=dataset, device=device) for c in configs]
+        self.member_datasets = (member_datasets if member_datasets is not None
+                                else [dataset] * len(configs) if dataset is not None
+                                else shared_datasets(self.configs))
+        self.members = [LotteryRun(c, dataset=d, device=device)
+                        for c, d in zip(configs, self.member_datasets)]
         first = self.members[0]
         for module in first.sparse_model.modules():
             if isinstance(module, UNFUSED_LAYERS):
@@ -162,8 +178,8 @@ class FusedArray:
     def subset(self, keep: list[int]) -> "FusedArray":
         """A new array of the members `keep`, continuing from their current state: a member
         that stops (an early-stopping scheduler's decision) frees its share of the device."""
-        array = FusedArray([self.configs[k] for k in keep], dataset=self.dataset,
-                           device=self.device)
+        array = FusedArray([self.configs[k] for k in keep], device=self.device,
+                           member_datasets=[self.member_datasets[k] for k in keep])
         array.load_state_dict({"members": [self.member_state(k) for k in keep]})
         return array
 

@@ -2,7 +2,8 @@
 
 Kinds (registry `TABLE_KINDS`): sensitivity (Table IX), sparsity (Tables VIII / XI),
 compare (Tables I-III), importance (fANOVA / PED-ANOVA over a search sweep), pareto (the
-accuracy-sparsity front, selected on validation accuracy).
+accuracy-sparsity front, selected on validation accuracy), rungs (how well each IMP level's
+validation accuracy ranks the trials as the last level's does: ASHA's premise).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ts3ray.paths import check_output_file
 from ts3ray.results.load import read_table
 from ts3ray.results.pareto import add_front_arguments, parse_within, pareto_table
 from ts3ray.results.render import RENDERERS
+from ts3ray.results.rungs import rungs_table
 from ts3ray.results.table_model import TableModel
 from ts3ray.storage import write_text_atomic
 from ts3ray.results.tables import (
@@ -53,6 +55,8 @@ TABLE_KINDS: dict[str, TableKind] = {
                            "Tables IV-VI: ANIMAL-10N, Clothing1M Best/Last, WebVision top-1/top-5"),
     "pareto": TableKind(pareto_table, ("select", "within"),
                         "the accuracy-sparsity front and the sparsest ticket within X points"),
+    "rungs": TableKind(rungs_table, ("select",),
+                       "whether an early level ranks trials as the last does (ASHA's premise)"),
 }
 KIND_OPTIONS = ("base", "params", "rows", "sparsity", "evaluator", "select", "within", "report")
 

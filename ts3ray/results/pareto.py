@@ -94,7 +94,7 @@ def describe(point: pd.Series) -> str:
 
 
 def add_front_arguments(parser) -> None:
-    parser.add_argument("--select", help=f"pareto: the column that selects (default "
+    parser.add_argument("--select", help=f"pareto, rungs: the column that selects (default "
                                          f"{DEFAULT_SELECT}; a test column is marked as such)")
     parser.add_argument("--within", help=f"pareto: the pick is the sparsest level within this "
                                          f"many points of the best (default {DEFAULT_WITHIN:g})")

@@ -31,7 +31,7 @@ from ts3ray.data.core.files import UNKNOWN_LABEL, FileImageDataset
 from ts3ray.data.sources.human import OWN_LABEL_DATASETS, check_noise, check_noise_files, given_labels, human_labels
 from ts3ray.data.core.noise import NoisyLabels, apply_label_noise
 from ts3ray.data.core.placement import choose_data_path, materialise
-from ts3ray.data.sources import FILE_DATASET_NAMES, load_dataset, load_file_dataset
+from ts3ray.data.sources import load_for_run
 from ts3ray.data.core.split import holdout_split
 from ts3ray.data.core.streaming import StreamingBatches, stream_eval_batches
 from ts3ray.data.core.files import FileSplit
@@ -117,8 +117,7 @@ def prepare_data(name: str, data_root: str | Path = "data", *, noise: str, noise
     check_noise_files(name, noise, noise_labels, Path(data_root))
     device = _to_device(device)
     if dataset is None:
-        dataset = load_file_dataset(name, data_root) if name in FILE_DATASET_NAMES else \
-            load_dataset(name, data_root, seed=load_seed)
+        dataset = load_for_run(name, data_root, seed=load_seed)
     path = choose_data_path(dataset, device, data_path)
     common = dict(batch_size=batch_size, device=device, seed=batch_seed, drop_last=drop_last)
     if isinstance(dataset, ImageDataset):

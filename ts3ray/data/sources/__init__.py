@@ -68,6 +68,15 @@ def load_dataset(name: str, data_root: str | Path = "data", *, download: bool = 
     return dataset
 
 
+def load_for_run(name: str, data_root: str | Path = "data", *, seed: int = 0
+                 ) -> ImageDataset | FileImageDataset:
+    """The dataset a run of ``name`` trains on: image files for FILE_DATASET_NAMES, whole
+    tensors otherwise (``seed``: see load_dataset)."""
+    if name in FILE_DATASET_NAMES:
+        return load_file_dataset(name, data_root)
+    return load_dataset(name, data_root, seed=seed)
+
+
 def require_images(name: str, root: Path, counts: dict[str, int]) -> None:
     """DataMissingError for a split without images: training on it would record NaN
     accuracies (no test images) or nothing learnt (no training images) as results."""
