@@ -80,11 +80,11 @@ def shared_datasets(configs: list[RunConfig]) -> list:
     a grid or sensitivity sweep does (the seed: digits' split and the synthetic sets depend
     on it, and keying every dataset by it is the safe side)."""
     loaded: dict[tuple, Any] = {}
-    for c in configs:
-        key = (c.dataset, c.data_root, c.seed)
+    keys = [(c.dataset, c.data_root, c.seed) for c in configs]
+    for key, c in zip(keys, configs):
         if key not in loaded:
             loaded[key] = load_run_dataset(c)
-    return [loaded[(c.dataset, c.data_root, c.seed)] for c in configs]
+    return [loaded[key] for key in keys]
 
 
 class FusedArray:
