@@ -99,6 +99,16 @@ def reproducibility(grids: dict[int, pd.DataFrame]) -> str:
             f"{', '.join(f'{r:+.2f}' for r in pairs)}")
 
 
+def mean_and_error(values: list[float]) -> str:
+    """The mean of per-seed values and its standard error (std with ddof 1 over sqrt(n)): a
+    bar such as "regret within 0.5 points" is met when the mean and its error are, not by
+    one seed's draw."""
+    n = len(values)
+    mean = sum(values) / n
+    spread = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else float("nan")
+    return f"mean {mean:+.2f} +- {spread / n ** 0.5:.2f} (standard error, {n} seeds)"
+
+
 def key(row: pd.Series) -> tuple:
     return tuple(round(float(row[p]), 6) for p in KEYS)
 
@@ -183,7 +193,7 @@ def main(argv: list[str]) -> int:
             print(f"over seeds {args.seeds}: asha {name}: wall time "
                   f"{', '.join(f'{r:.2f}' for r in ratios)}x (mean {sum(ratios) / len(ratios):.2f}x) "
                   f"its complete grid; regret {', '.join(f'{r:+.2f}' for r in regrets)} "
-                  f"(mean {sum(regrets) / len(regrets):+.2f}) points")
+                  f"({mean_and_error(regrets)}) points")
         print(f"over seeds {args.seeds}: {reproducibility(grids)}")
     return 0
 

@@ -41,3 +41,9 @@ def test_reproducibility_compares_a_configurations_seed_spread_with_the_configur
     assert BENCH["reproducibility"]({0: seed0, 1: seed1}) == (
         "one configuration's test accuracy over seeds: std 9.43 points (mean over "
         "configurations); the configurations' seed means: std 0.00; Spearman between seeds -1.00")
+
+
+def test_mean_and_error_is_the_seed_mean_with_its_standard_error():
+    # mean 1; deviations 1, -1, 0 -> variance (1 + 1 + 0) / 2 = 1 -> error 1 / sqrt(3) = 0.577
+    assert BENCH["mean_and_error"]([2.0, 0.0, 1.0]) == "mean +1.00 +- 0.58 (standard error, 3 seeds)"
+    assert BENCH["mean_and_error"]([0.5]) == "mean +0.50 +- nan (standard error, 1 seeds)"
