@@ -31,7 +31,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -43,7 +42,8 @@ from ts3ray.config import make_config  # noqa: E402
 from ts3ray.data import make_synthetic  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_gpu import CASES, Mps, epoch_flops, matmul_tflops, sync  # noqa: E402
+from bench_gpu import (CASES, Mps, epoch_flops, matmul_tflops, ready_then_wait,  # noqa: E402
+                       run_together, sync)
 
 C1_EPOCHS = 7_680  # Table IX C1: CIFAR-10, 16 configurations, 480 epochs each (issue 23)
 ARCH = {"name": "lenet_300_100", "compile": "none"}  # --arch, --compile (main, workers)
@@ -86,7 +86,7 @@ def fused_rate(k: int, n: int, repeats: int, device: str) -> float:
     return array.members[0].data.batches.num_samples * repeats / (time.perf_counter() - started)
 
 
-def unfused_rate(n: int, repeats: int, device: str, seed: int, start_at: float) -> float:
+def unfused_rate(n: int, repeats: int, device: str, seed: int) -> float:
     """Samples/s of one unfused LotteryRun (bench_gpu.py's alternate epoch)."""
     from ts3ray.method.ts3net import alternate_epoch
     from ts3ray.run import LotteryRun
@@ -99,9 +99,9 @@ def unfused_rate(n: int, repeats: int, device: str, seed: int, start_at: float) 
         alternate_epoch(run.nets(), ctx)
         ctx.stats.read()
 
-    epoch(0)
+    epoch(0)  # warm-up (and compilation)
     sync(run.device)
-    time.sleep(max(0.0, start_at - time.time()))  # all K processes start together
+    ready_then_wait()  # all K processes start timing together (bench_gpu.run_together)
     started = time.perf_counter()
     for key in range(1, repeats + 1):
         epoch(key)
@@ -111,22 +111,11 @@ def unfused_rate(n: int, repeats: int, device: str, seed: int, start_at: float) 
 
 def separate_rate(k: int, n: int, repeats: int, device: str, env: dict | None = None) -> float:
     """Mean samples/s of K concurrent one-thread processes, one unfused trial each."""
-    start_at = time.time() + 6.0 + 1.5 * k  # time for every process to import and build
-    if ARCH["compile"] != "none":
-        start_at += 60.0  # and compile
     env = {**(env or os.environ), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(seed), "--n", str(n),
-                               "--repeats", str(repeats), "--device", device,
-                               "--arch", ARCH["name"], "--compile", ARCH["compile"],
-                               "--start-at", str(start_at)],
-                              stdout=subprocess.PIPE, text=True, env=env)
-             for seed in range(k)]
-    rates = []
-    for proc in procs:
-        out, _ = proc.communicate()
-        if proc.returncode != 0:
-            raise SystemExit(f"bench_fused: worker exited {proc.returncode}")
-        rates.append(float(out.strip().splitlines()[-1]))
+    commands = [[sys.executable, __file__, "--worker", str(seed), "--n", str(n), "--repeats",
+                 str(repeats), "--device", device, "--arch", ARCH["name"], "--compile",
+                 ARCH["compile"]] for seed in range(k)]
+    rates = [float(line) for line in run_together(commands, env)]
     return sum(rates) / len(rates)
 
 
@@ -139,14 +128,14 @@ def main(argv=None) -> int:
     parser.add_argument("--arch", default="lenet_300_100", choices=sorted(CASES))
     parser.add_argument("--compile", default="none", help="torch.compile mode of every run")
     parser.add_argument("--mps", action="store_true", help="separate processes under MPS too")
+    parser.add_argument("--mps-ks", help="only these K under MPS (default: every K)")
     parser.add_argument("--out", help="also write the table as JSON")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     ARCH.update(name=args.arch, compile=args.compile)
     if args.worker is not None:
-        print(unfused_rate(args.n, args.repeats, args.device, args.worker, args.start_at))
+        print(unfused_rate(args.n, args.repeats, args.device, args.worker))
         return 0
     ks = [int(k) for k in args.ks.split(",")]
     device = torch.device(args.device)
@@ -168,6 +157,15 @@ def main(argv=None) -> int:
           f"{'separate total':>15} {'fused/separate':>15} {'fused TFLOP/s':>14} "
           f"{'of ceiling':>11}" + (f" {'separate+MPS total':>19}" if mps else ""), flush=True)
     rows = []
+    mps_ks = set(ks if not args.mps_ks else (int(k) for k in args.mps_ks.split(",")))
+
+    def save() -> None:  # after every row: a run cut short by its timeout keeps what it has
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(dict(device=args.device, arch=args.arch, compile=args.compile,
+                               n=args.n, repeats=args.repeats, matmul_tflops=ceiling,
+                               flops_per_sample=per_sample, rows=rows), f, indent=2)
+
     for k in ks:
         fused = fused_rate(k, args.n, args.repeats, args.device)
         separate = separate_rate(k, args.n, args.repeats, args.device)
@@ -177,12 +175,17 @@ def main(argv=None) -> int:
         line = (f"{k:>3} {fused:>13,.0f} {separate:>16,.0f} {fused * k:>12,.0f} "
                 f"{separate * k:>15,.0f} {fused / separate:>14.2f}x {tflops:>14.4f} "
                 f"{100 * tflops / ceiling:>10.1f}%")
-        if mps:
-            with Mps() as daemon:
-                row["separate_mps_per_member"] = separate_rate(k, args.n, args.repeats,
-                                                               args.device, daemon.env())
-            line += f" {row['separate_mps_per_member'] * k:>19,.0f}"
+        if mps and k in mps_ks:
+            try:
+                with Mps() as daemon:
+                    row["separate_mps_per_member"] = separate_rate(k, args.n, args.repeats,
+                                                                   args.device, daemon.env())
+                line += f" {row['separate_mps_per_member'] * k:>19,.0f}"
+            except Exception as error:  # an MPS client that cannot connect: keep the rest
+                row["separate_mps_error"] = str(error).splitlines()[0][:300]
+                line += f"  MPS failed: {row['separate_mps_error']}"
         rows.append(row)
+        save()
         print(line, flush=True)
     if rows and rows[0]["k"] == 1:  # the issue's measure: a fused array of K against one trial
         one = rows[0]["separate_per_member"]
@@ -195,12 +198,6 @@ def main(argv=None) -> int:
         print(f"Table IX C1 ({C1_EPOCHS:,} epochs x 50,000 samples) at these rates: " + ", ".join(
             f"K {r['k']} {samples / (r['fused_per_member'] * r['k']) / 3600:.2f} h" for r in rows)
             + f" on {args.device}", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(dict(device=args.device, arch=args.arch, compile=args.compile, n=args.n,
-                       repeats=args.repeats,
-                           matmul_tflops=ceiling, flops_per_sample=per_sample, rows=rows), f,
-                      indent=2)
     return 0
 
 

@@ -14,7 +14,8 @@ On a CUDA machine, in this order (each section prints as it finishes; `--out` ke
 4. packing: 1, 2, 4, 8 concurrent trial processes on the one GPU (what Ray's fractional GPUs
    1, 0.5, 0.25, 0.125 place there: one worker process per trial), total samples/s as a
    ratio to one fp32 trial, without and with NVIDIA MPS (the control daemon started here as
-   this benchmark's own foreground process and stopped by its PID).
+   this benchmark's own foreground process and stopped by its `quit` command). The trial
+   processes start timing together once every one has warmed up (run_together).
 
 Without a GPU it runs the CPU cases of 2 and 3 (small sizes) and says that the rest was
 skipped. Section 4 uses processes, not Ray itself: Ray's wheel does not fit the files one
@@ -152,6 +153,54 @@ def section_options(device: torch.device, n: dict[str, int], peak: float) -> dic
     return out
 
 
+# -- processes started together (packing here, separate trials in bench_fused.py) -----------
+READY = "ready"
+
+
+def ready_then_wait() -> None:
+    """A worker's side of `run_together`: say it is built and warmed up, wait for the start."""
+    print(READY, flush=True)
+    sys.stdin.readline()
+
+
+def run_together(commands: list[list[str]], env: dict, timeout: float = 180.0) -> list[str]:
+    """Start one process per command, wait until every one has printed `ready` (imported,
+    built, warmed up, compiled: however long that takes, no fixed sleep), release them all at
+    once with a line on their stdin, and return each one's last stdout line. stderr goes to
+    a file per process (a full pipe would stall a chatty worker); its tail names a failure."""
+    logs = [tempfile.TemporaryFile("w+") for _ in commands]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                              text=True, env=env) for cmd, log in zip(commands, logs)]
+
+    def failure(proc, log, what: str) -> RuntimeError:
+        proc.kill()
+        proc.wait()
+        log.seek(0)
+        return RuntimeError(f"worker {what} (exit {proc.returncode}): {log.read()[-800:]}")
+
+    try:
+        for proc, log in zip(procs, logs):
+            if proc.stdout.readline().strip() != READY:
+                raise failure(proc, log, "ended before it was ready")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        lines = []
+        for proc, log in zip(procs, logs):
+            out, _ = proc.communicate(timeout=timeout)
+            if proc.returncode:
+                raise failure(proc, log, "failed")
+            lines.append(out.strip().splitlines()[-1])
+        return lines
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()  # our own processes only
+                proc.wait()
+        for log in logs:
+            log.close()
+
+
 # -- packing ----------------------------------------------------------------------------------
 def worker(args) -> None:
     """One 'trial': warm up, wait for the common start, train for `seconds`, print samples."""
@@ -160,7 +209,7 @@ def worker(args) -> None:
     run = make_run(args.worker, args.n, device)
     alternate(run, 0)
     sync(device)
-    time.sleep(max(0.0, args.start_at - time.time()))
+    ready_then_wait()
     done, key, started = 0, 1, time.perf_counter()
     while time.perf_counter() - started < args.seconds:
         alternate(run, key)
@@ -171,23 +220,15 @@ def worker(args) -> None:
 
 
 def pack(arch: str, k: int, n: int, seconds: float, env: dict) -> float:
-    start_at = time.time() + 10.0 + 1.0 * k  # every process has imported torch and warmed up
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", arch, "--n", str(n),
-                               "--seconds", str(seconds), "--start-at", str(start_at)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(k)]
-    total = 0.0
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        if proc.returncode:
-            raise RuntimeError(f"worker failed: {err[-800:]}")
-        result = json.loads(out.strip().splitlines()[-1])
-        total += result["samples"] / result["seconds"]
-    return total
+    command = [sys.executable, __file__, "--worker", arch, "--n", str(n), "--seconds",
+               str(seconds)]
+    return sum(json.loads(line)["samples"] / json.loads(line)["seconds"]
+               for line in run_together([command] * k, env))
 
 
 class Mps:
-    """The MPS control daemon as this benchmark's own foreground process, stopped by PID."""
+    """The MPS control daemon as this benchmark's own foreground process, stopped by its
+    documented `quit` command (which also ends the MPS server it started), then by PID."""
 
     def __init__(self):
         self.binary = shutil.which("nvidia-cuda-mps-control")
@@ -195,11 +236,15 @@ class Mps:
         self.proc = None
 
     def env(self) -> dict:
+        # the daemon's log under $OUT (the device tool brings it back) when that is set
+        logs = os.path.join(os.environ["OUT"], "mps-log") if os.environ.get("OUT") else \
+            f"{self.dir}/log"
         return {**os.environ, "CUDA_MPS_PIPE_DIRECTORY": f"{self.dir}/pipe",
-                "CUDA_MPS_LOG_DIRECTORY": f"{self.dir}/log"}
+                "CUDA_MPS_LOG_DIRECTORY": logs}
 
     def __enter__(self):
-        os.makedirs(f"{self.dir}/pipe"), os.makedirs(f"{self.dir}/log")
+        os.makedirs(f"{self.dir}/pipe")
+        os.makedirs(self.env()["CUDA_MPS_LOG_DIRECTORY"], exist_ok=True)
         self.proc = subprocess.Popen([self.binary, "-f"], env=self.env(),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(2.0)
@@ -208,11 +253,16 @@ class Mps:
         return self
 
     def __exit__(self, *exc):
-        self.proc.terminate()  # by PID: our own process only
         try:
+            subprocess.run([self.binary], input="quit\n", text=True, env=self.env(),
+                           timeout=10, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.proc.terminate()  # by PID: our own process only
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         return False
 
 
@@ -250,7 +300,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--packing-on-cpu", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -262,27 +311,34 @@ def main(argv: list[str]) -> int:
     name = torch.cuda.get_device_name(0) if gpu else "CPU (no CUDA device)"
     print(f"device: {name}; torch {torch.__version__}", flush=True)
     report = {"device": name, "torch": torch.__version__}
+
+    def save() -> None:  # after every section: a step cut short by its timeout keeps the rest
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, "results.json"), "w") as out:
+                json.dump(report, out, indent=1, default=str)
+
     if gpu:
         report["determinism"] = section_determinism(device)
+        save()
     peak = matmul_tflops(device, torch.bfloat16 if gpu else torch.float32, 8192 if gpu else 1024)
     print(f"{'bf16' if gpu else 'fp32'} matmul: {peak:.1f} TFLOP/s", flush=True)
     report["matmul_tflops"] = peak
+    save()
     sizes = {"lenet_300_100": 32768, "cifar_cnn": 8192} if gpu else {"lenet_300_100": 2048,
                                                                        "cifar_cnn": 256}
     if args.packing_on_cpu:  # smoke test of section 4's machinery without a GPU
         report["packing"] = section_packing([1, 2], 2.0, sizes, {"lenet_300_100": False})
         return 0
     report["options"] = section_options(device, sizes, peak)
+    save()
     if gpu:
         ks = [int(k) for k in args.packing.split(",")]
         report["packing"] = section_packing(ks, args.seconds, sizes,
                                             {"lenet_300_100": True, "cifar_cnn": True})
     else:
         print("GPU cases skipped (no CUDA device): determinism on CUDA, packing, MPS")
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "results.json"), "w") as out:
-            json.dump(report, out, indent=1, default=str)
+    save()
     return 0
 
 

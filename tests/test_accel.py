@@ -80,3 +80,37 @@ def test_compile_gives_the_first_epoch_losses_of_eager():
     for key in ("loss_sparse", "loss_dense"):
         assert compiled[key] == pytest.approx(eager[key], rel=1e-4)
     assert compiled["acc_sparse"] == pytest.approx(eager["acc_sparse"], abs=1e-9)
+
+
+def test_a_backward_that_fails_to_compile_falls_back_in_one_line(capfd, monkeypatch):
+    """AOTAutograd lowers the backward lazily, at the first backward(), by default: a failure
+    there would end the run outside the fallback. CompiledOrEager has it lowered with the
+    forward, so a backward failure (injected into inductor) is one line, and the run trains
+    eagerly from its first batch: eager's losses exactly."""
+    import torch._dynamo
+    import torch._inductor.compile_fx as inductor_fx
+    import torch._inductor.config as inductor
+    from torch._functorch import config as aot_config
+
+    from ts3ray import accel
+
+    real = inductor_fx._compile_fx_inner
+
+    def fails_on_backward(gm, example_inputs, *args, **kwargs):
+        if kwargs.get("is_backward"):
+            raise RuntimeError("injected backward failure")
+        return real(gm, example_inputs, *args, **kwargs)
+
+    monkeypatch.setattr(inductor_fx, "_compile_fx_inner", fails_on_backward)
+    accel._SAID.clear()
+    torch._dynamo.reset()
+    options = {"dataset": "synthetic", "epochs": 1, "e1": 1, "e2": 0, "rounds": 0}
+    with inductor.patch(fx_graph_cache=False), aot_config.patch(enable_autograd_cache=False):
+        compiled = next(LotteryRun(make_config({**options, "compile": "default"})).epochs())
+    torch._dynamo.reset()
+    eager = next(LotteryRun(make_config(options)).epochs())
+    fallbacks = [line for line in capfd.readouterr().err.splitlines() if "runs uncompiled" in line]
+    assert fallbacks and "injected backward failure" in fallbacks[0]
+    assert fallbacks[0].startswith("ts3ray: warning: compile=default: the ")
+    for key in ("loss_sparse", "loss_dense", "acc_sparse"):
+        assert compiled[key] == eager[key]

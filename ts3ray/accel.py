@@ -64,7 +64,10 @@ def say(line: str) -> None:
 class CompiledOrEager:
     """`fn` through torch.compile; when compiling it fails, one line says why and `fn` runs
     uncompiled from then on. Safe to retry: dynamo and the backend compile the forward while
-    tracing it with fake tensors, before the compiled code touches a real tensor."""
+    tracing it with fake tensors, before the compiled code touches a real tensor. The
+    backward is compiled then too (AOTAutograd's `force_non_lazy_backward_lowering`), not
+    lazily at the first `backward()`, where a failure would end the run outside this
+    fallback (tests/test_accel.py injects one)."""
 
     def __init__(self, fn, compile_mode: str, device: torch.device, what: str):
         options, note = compile_options(compile_mode, device)
@@ -72,11 +75,15 @@ class CompiledOrEager:
             say(note)  # once per process (say)
         self.fn, self.what, self.mode = fn, what, compile_mode
         self.compiled = torch.compile(fn, **options)
+        from torch._functorch import config as aot_config  # imported on demand by torch
+
+        self.aot_config = aot_config
 
     def __call__(self, *args, **kwargs):
         if self.compiled is not None:
             try:
-                return self.compiled(*args, **kwargs)
+                with self.aot_config.patch(force_non_lazy_backward_lowering=True):
+                    return self.compiled(*args, **kwargs)
             except torch._dynamo.exc.TorchDynamoException as error:
                 first = str(error).strip().split("\n\n")[0]  # not torch's hints after it
                 say(f"compile={self.mode}: {self.what} runs uncompiled, compiling it failed: "

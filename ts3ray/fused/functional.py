@@ -38,12 +38,25 @@ class FusedNet:
         for k, model in enumerate(models):
             bind(model, {n: p[k] for n, p in self.params.items()})
             bind_buffers(model, {n: b[k] for n, b in self.buffers.items()})
+        if compile_mode == "reduce-overhead":
+            for p in self.params.values():  # gradients at fixed addresses from the start:
+                # the first backward accumulates into them in place (0 + g = g) instead of
+                # handing over its own outputs, which CUDA graphs would overwrite at the next
+                # replay ("accessing tensor output of CUDAGraphs that has been overwritten"
+                # at the zeroing in step). Only here: the uncompiled step's first batch
+                # then traces as one graph (tests/test_fused.py)
+                p.grad = torch.zeros_like(p)
         self.masks: dict[str, torch.Tensor] = {}
         self.optimizer: torch.optim.Optimizer | None = None
         self._forward = vmap(self._one, in_dims=(0, 0, 0))
         if compile_mode != "none":  # the run's `compile` (accel.py), on the fused forward:
             # AOT autograd compiles its backward too; reduce-overhead captures both by CUDA
-            # graphs (the batches have one shape: run.py drops the last, smaller one)
+            # graphs (the batches have one shape: run.py drops the last, smaller one). The
+            # stacks are the forward's inputs, not module attributes: marked static (fixed
+            # addresses, updated in place), CUDA graphs neither copy them at every replay nor
+            # refuse the in-place BatchNorm updates of the buffers ("mutated inputs")
+            for tensor in [*self.params.values(), *self.buffers.values()]:
+                torch._dynamo.mark_static_address(tensor)
             self._forward = CompiledOrEager(self._forward, compile_mode,
                                             device or torch.device("cpu"), "the fused forward")
 
