@@ -15,11 +15,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fused.py"
 
 def test_fused_against_separate_processes_writes_one_row_per_k(tmp_path):
     out = tmp_path / "fused.json"
-    done = subprocess.run([sys.executable, str(BENCH), "--ks", "1,2", "--n", "256", "--repeats",
+    done = subprocess.run([sys.executable, str(BENCH), "--ks", "1", "--n", "256", "--repeats",
                            "1", "--out", str(out)], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert [row["k"] for row in report["rows"]] == [1, 2]
+    assert [row["k"] for row in report["rows"]] == [1]
     for row in report["rows"]:  # 256 samples, batch 256: one step of S and of D per epoch
         assert row["fused_per_member"] > 0 and row["separate_per_member"] > 0
         assert row["ceiling_share"] == row["fused_tflops"] / report["matmul_tflops"]
