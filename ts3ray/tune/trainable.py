@@ -256,7 +256,10 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
 
     from ts3ray.run import LotteryRun
 
+    from ts3ray.tune.worker_exit import install_quiet_sigterm_exit
+
     started_at = time.time()
+    install_quiet_sigterm_exit()  # no "Exception ignored ... SystemExit" when Ray ends the actor
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
     torch.set_num_threads(trial_cpus())
     run_values = settings.run_values
