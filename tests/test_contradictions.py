@@ -176,7 +176,8 @@ def _peak_kib(tmp_path: Path, name: str, args: list[str]):
 
 
 def test_a_ten_million_cell_grid_is_refused_fast_and_small(tmp_path):
-    """10 seeds x 100 x 100 x 100 values = 10^7 cells: refused by its count in < 10 s, and
+    """10 seeds x 100 x 100 x 100 values = 10^7 cells: refused by its count within 5 s of a
+    two-cell grid's refusal (the imports, the part a loaded machine slows, are in both), and
     with no more memory than a one-line refusal of a two-cell grid (the imports: torch alone
     maps ~650 MB here; 726 MB in all, measured standalone)."""
     values = ",".join(f"{i / 100:g}" for i in range(100))
@@ -184,11 +185,11 @@ def test_a_ten_million_cell_grid_is_refused_fast_and_small(tmp_path):
     done, seconds, peak = _peak_kib(tmp_path, "big", [
         *TS, "--seeds", ",".join(map(str, range(10))), "--storage", store,
         "--grid", f"lam={values}", f"tau={values}", f"gamma={values}"])
-    small, _, baseline = _peak_kib(tmp_path, "small", [*TS, "--storage", store,
-                                                       "--grid", "lam=0.1,,0.2"])
+    small, small_seconds, baseline = _peak_kib(
+        tmp_path, "small", [*TS, "--storage", store, "--grid", "lam=0.1,,0.2"])
     assert done.returncode == 2 and small.returncode == 2, done.stderr + small.stderr
     assert "10,000,000 trials" in done.stderr and done.stderr.count("\n") == 1, done.stderr
-    assert seconds < 10, seconds
+    assert seconds - small_seconds < 5, (seconds, small_seconds)  # the count, not the cells
     assert peak - baseline < 128 * 1024, (peak, baseline)  # the grid itself: < 128 MB
     assert not (tmp_path / "st").exists()
 
