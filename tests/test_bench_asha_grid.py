@@ -37,10 +37,24 @@ def test_reproducibility_compares_a_configurations_seed_spread_with_the_configur
     seed0 = levels({0: [0.5] * 3, 1: [0.5] * 3}, [0.90, 0.80, 0.70])
     seed1 = levels({0: [0.5] * 3, 1: [0.5] * 3}, [0.70, 0.80, 0.90])
     # per configuration std over the seeds (ddof 1): 0.1414, 0, 0.1414 -> mean 9.43 points;
-    # the seed means are 0.8 each -> std 0; the two seeds rank the configurations oppositely
+    # the seed means are 0.8 each -> std 0 (noise alone: 9.43 / sqrt 2 = 6.67); the two
+    # seeds rank the configurations oppositely
     assert BENCH["reproducibility"]({0: seed0, 1: seed1}) == (
         "one configuration's test accuracy over seeds: std 9.43 points (mean over "
-        "configurations); the configurations' seed means: std 0.00; Spearman between seeds -1.00")
+        "configurations); the configurations' seed means: std 0.00 (seed noise alone: 6.67); "
+        "Spearman between seeds -1.00")
+
+
+def test_reproducibility_condenses_many_seed_pairs_to_their_mean_and_range():
+    orders = [[0.9, 0.8, 0.7], [0.7, 0.8, 0.9], [0.9, 0.8, 0.7], [0.9, 0.8, 0.7]]
+    grids = {s: levels({0: [0.5] * 3, 1: [0.5] * 3}, o) for s, o in enumerate(orders)}
+    # 6 pairs: seed 1 against each other seed -1 (3 pairs), the rest +1 (3 pairs) -> mean 0;
+    # per configuration std over (.9 .7 .9 .9): 0.1 -> 10 points, (.8 x4): 0 -> mean 6.67;
+    # seed means 0.85, 0.8, 0.75 -> std 5.00; noise alone 6.67 / sqrt 4 = 3.33
+    assert BENCH["reproducibility"](grids) == (
+        "one configuration's test accuracy over seeds: std 6.67 points (mean over "
+        "configurations); the configurations' seed means: std 5.00 (seed noise alone: 3.33); "
+        "Spearman between seeds mean +0.00 over 6 pairs (min -1.00, max +1.00)")
 
 
 def test_mean_and_error_is_the_seed_mean_with_its_standard_error():
