@@ -80,10 +80,31 @@ def test_halving_uses_ashas_rungs_and_cut():
     # Ray's ASHA milestones grace * rf**k below max_t: R = 3 (4 levels), grace 1, rf 3 -> 1, 3
     assert Halving(1, 3).rungs(4) == [1, 3] and Halving(1, 3).rungs(2) == [1]
     assert Halving(1, 2).rungs(4) == [1, 2] and Halving(2, 2).rungs(4) == [2]
+    # a reduction factor that is not whole: Ray cuts at the first level >= the milestone
+    assert Halving(1, 2.5).rungs(7) == [1, 3] and Halving(1, 1.5).rungs(5) == [1, 2, 3, 4]
     nan = float("nan")
     assert Halving(1, 3).survivors([0.5, nan, 0.7, 0.7]) == [2, 3]  # ceil(4/3) = 2, NaN last
     assert Halving(1, 3).survivors([0.7, 0.7, 0.7]) == [0]  # ties: by member order
     assert Halving(1, 2).survivors([0.1, 0.9, 0.5, 0.3, 0.2]) == [1, 2, 3]  # ceil(5/2) = 3
+
+
+@pytest.mark.parametrize("grace, rf, levels", [(1, 3, 4), (1, 2, 9), (2, 2, 9), (1, 2.5, 7),
+                                               (1, 1.5, 5), (1, 1.1, 4), (3, 3, 4)])
+def test_halving_cuts_where_rays_own_asha_bracket_records(grace, rf, levels):
+    """Ray's _Bracket fed one trial's reports at 1, 2, ... levels: the levels at which it
+    records the trial in a rung (and may stop it) are the array's cuts."""
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    bracket = _Bracket(min_t=grace, max_t=levels, reduction_factor=rf, s=0)
+    trial = Trial("__fake", trial_id="t0", stub=True)
+    cuts = []
+    for level in range(1, levels):
+        before = sum(trial.trial_id in recorded for _, recorded in bracket._rungs)
+        bracket.on_result(trial, level, 0.5)
+        if sum(trial.trial_id in recorded for _, recorded in bracket._rungs) > before:
+            cuts.append(level)
+    assert Halving(grace, rf).rungs(levels) == cuts
 
 
 @pytest.mark.parametrize("argv, message", [

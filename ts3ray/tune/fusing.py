@@ -57,10 +57,15 @@ class Halving:
     reduction_factor: float = 3.0
 
     def rungs(self, max_levels: int) -> list[int]:
+        """The level counts at which the array is cut: Ray's milestones grace * rf**k
+        (async_hyperband._Bracket, MAX_RUNGS of them), each taking effect at the first
+        report with at least that many levels (`cur_iter >= milestone`: the ceiling), one
+        cut per level (Ray records a trial in the highest milestone it passed), none at the
+        last level (the run ends there)."""
         grace = min(self.grace_period, max_levels)
         count = int(math.log(max_levels / grace) / math.log(self.reduction_factor) + 1)
-        return [round(grace * self.reduction_factor ** k) for k in range(count)
-                if grace * self.reduction_factor ** k < max_levels]
+        levels = {math.ceil(grace * self.reduction_factor ** k - 1e-9) for k in range(count)}
+        return sorted(level for level in levels if level < max_levels)
 
     def survivors(self, scores: list[float]) -> list[int]:
         """Indices of the members that go on (NaN ranks last)."""
