@@ -123,6 +123,24 @@ def test_fuse_bad_input_is_one_line_before_ray(argv, message, tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+def test_a_dataset_that_streams_is_refused_with_fuse_before_ray(tmp_path, capsys):
+    """Clothing1M's images are resized and cropped per image: they stream from disk, and
+    fused members read device-resident data - known from the source, before Ray."""
+    from realworld_layouts import clothing1m
+    from ts3ray.tune.cli import run_sweep
+
+    clothing1m(tmp_path / "data")
+    store = tmp_path / "store"
+    argv = ["--storage", str(store), "--settings", "clothing1m:human:0.4", "--grid",
+            "lam=0.25,0.5", "--fuse", "2", f"data_root={tmp_path / 'data'}", "arch=cifar_cnn",
+            "protocol=shared", "batch_size=2", *TINY]
+    assert run_sweep("grid", argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dataset='clothing1m' is not allowed" in err[0], err
+    assert "resized to 256 px" in err[0] and "--fuse 1" in err[0]
+    assert not store.exists()
+
+
 def test_a_resume_keeps_the_fuse_it_was_started_with():
     from ts3ray.tune.runner import FIXED_OPTIONS, resume_differences
 

@@ -466,3 +466,17 @@ def test_tune_never_sees_test_accuracy_unless_a_tracker_logs_it():
     assert tune_metrics(records[1], run, attempt=1, objective=None)["level"] == 0
     test_names = {name for name, column in EPOCH_METRICS.items() if column.startswith("acc_")}
     assert test_names and all(name.startswith("test_") for name in test_names)
+
+def test_user_errors_survive_the_trip_back_from_a_ray_worker():
+    """Ray sends a trial's exception back pickled (cloudpickle): a ConfigError raised inside
+    a trial must arrive as itself, with its one line, not as a TypeError of its rebuilding."""
+    from ray import cloudpickle
+
+    from ts3ray.errors import ConfigError
+    from ts3ray.tune.spec import SpecErrors
+
+    err = cloudpickle.loads(cloudpickle.dumps(ConfigError("data_path", "stream", "device")))
+    assert isinstance(err, ConfigError) and (err.key, err.value) == ("data_path", "stream")
+    assert str(err) == "data_path='stream' is not allowed: device"
+    spec = cloudpickle.loads(cloudpickle.dumps(SpecErrors(["a: bad", "b: worse"])))
+    assert spec.lines == ["a: bad", "b: worse"] and str(spec) == "a: bad; b: worse"

@@ -35,6 +35,9 @@ class ConfigError(UserError, ValueError):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"{key}={shorten(repr(value), 80)} is not allowed: {allowed}")
 
+    def __reduce__(self):  # pickled back from a Ray worker: rebuilt from its three fields
+        return type(self), (self.key, self.value, self.allowed)
+
 
 class DataMissingError(UserError, FileNotFoundError):
     """A dataset file is missing or truncated; the message says how to obtain it."""

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ts3ray.config import RunConfig
+from ts3ray.data.sources import streams_only
 from ts3ray.errors import ConfigError
 from ts3ray.fused.functional import (FusedNet, fused_optimizer_state,
                                       member_optimizer_state)
@@ -65,6 +66,11 @@ def check_fusable(configs: list[RunConfig]) -> None:
         if value not in (wanted if isinstance(wanted, tuple) else (wanted,)):
             shown = " or ".join(map(str, wanted)) if isinstance(wanted, tuple) else wanted
             raise ConfigError(key, value, f"{shown} with a fused array ({why})")
+    streamed = streams_only(first.dataset)
+    if streamed:  # known from its source before any file is read (placement.py's rule)
+        raise ConfigError("dataset", first.dataset, f"a dataset held on the device with a "
+                          f"fused array ({first.dataset} streams from its image files: "
+                          f"{streamed}; run it unfused, --fuse 1)")
     base = first.to_dict()
     for k, config in enumerate(configs[1:], start=1):
         for key, value in config.to_dict().items():

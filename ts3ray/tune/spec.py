@@ -43,6 +43,9 @@ class SpecErrors(UserError):
         self.lines = lines
         super().__init__("; ".join(lines))
 
+    def __reduce__(self):  # pickled: rebuilt from its lines, not from the joined message
+        return type(self), (self.lines,)
+
 
 def _join(values) -> str:
     return ",".join(str(v) for v in values)

@@ -42,7 +42,11 @@ class Materialised:
 
 def device_path_obstacle(dataset: FileImageDataset) -> str | None:
     """Why ``dataset``'s augmentation cannot run on the device-resident batches (None: it can)."""
-    t = dataset.transform
+    return transform_obstacle(dataset.transform)
+
+
+def transform_obstacle(t) -> str | None:
+    """The same for an ImageTransform (a source's, known before any file is read)."""
     if t.resize is not None:
         return f"its images are resized to {t.resize} px and cropped at random per image"
     if t.pad not in (0, CROP_PADDING) or bool(t.pad) != t.flip:

@@ -44,6 +44,15 @@ def ships_clean_val(name: str) -> bool:
     return bool(getattr(_source(name), "ships_clean_val", False))
 
 
+def streams_only(name: str) -> str | None:
+    """Why a registered dataset can never be device-resident (its source's augmentation:
+    placement.transform_obstacle), without reading it; None where it can be."""
+    from ts3ray.data.core.placement import transform_obstacle
+
+    transform = getattr(_source(name), "transform", None)
+    return transform_obstacle(transform) if transform is not None else None
+
+
 def check_available(name: str, data_root: str | Path = "data") -> None:
     """Raise DataMissingError (one line: path + how to obtain it) unless ``name`` can load."""
     _source(name).check(Path(data_root))
