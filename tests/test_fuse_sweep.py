@@ -165,6 +165,7 @@ def test_fused_asha_halves_each_array_at_its_rung(local_ray, tmp_path):
     assert rows["trial_id"].nunique() == 4
     last = rows.groupby("trial_id")["global_epoch"].max()
     assert sorted(last) == [3, 3, 6, 6]  # two stopped at the rung (level 0's end), two ran on
+    assert (rows["resumed_from"] == 0).all()  # one fresh attempt, also after the halving
     first = levels[levels["round"] == 0].sort_values(["val_acc_sparse_last", "trial_id"],
                                                      ascending=[False, True])
     assert set(last[last == 6].index) == set(first["trial_id"].iloc[:2])

@@ -47,17 +47,20 @@ class ArrayTrial:
         self.tickets = lambda own_id: TicketStore(
             storage.join(settings.results_uri, "tickets"), own_id, provenance=prov)
         self.writers: list[results.TrialWriter] = []
+        self.resumed_from: dict[int, int] = {}  # planned place -> the epoch this attempt began at
 
     def open_writers(self) -> None:
-        """One writer per member, counting the rows a restored member already wrote."""
+        """One writer per member, counting the rows a restored member already wrote; a
+        member's `resumed_from` is where this attempt took it up (its checkpoint's epoch, 0
+        when fresh), also in the writers a halving reopens."""
         import dataclasses
 
         self.writers = []
         for k, member in zip(self.kept, self.array.members):
             own_id = member_trial_id(self.info.trial_id, k)
             member.tickets = self.tickets(own_id)
-            info = dataclasses.replace(self.info, trial_id=own_id,
-                                       resumed_from=member.global_epoch)
+            info = dataclasses.replace(self.info, trial_id=own_id, resumed_from=
+                                       self.resumed_from.setdefault(k, member.global_epoch))
             self.writers.append(results.TrialWriter(self.settings.results_uri, info, member))
 
     def flush(self) -> None:
