@@ -165,3 +165,14 @@ def test_bad_run_options_exit_2_and_write_nothing(tmp_path, capsys, option):
     assert main(["run", *BASE, *option, "--out", str(out), "--quiet"]) == 2
     assert f"{option[0]}=0 is not allowed" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_short_schedule_under_default_e1_e2_names_the_defaults(tmp_path, capsys):
+    """epochs=5 alone: digits' defaults e1=10, e2=20 do not fit; the line says they are the
+    defaults, not keys the user gave."""
+    out = tmp_path / "out"
+    assert main(["run", "dataset=digits", "epochs=5", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("ts3ray: error: epochs=5 is not allowed: at least e1+e2=30 (the defaults "
+                   "e1=10, e2=20 for digits): give e1 and e2 with a shorter schedule")
+    assert not out.exists()
