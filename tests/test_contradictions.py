@@ -103,6 +103,18 @@ SWEEP_CASES = [  # (id, argv, text)
     ("seed as a sweep value", [*TS, "seed=1", "--grid", "lam=0,1"],  # every cell: --seeds
      "seed=1 is not allowed as a key=value of a sweep: its seeds are --seeds (now 0); use "
      "--seeds 1"),
+    ("dataset as a sweep value", [*TS, "dataset=mnist", "--grid", "lam=0,1"],  # --settings
+     "dataset=mnist is not allowed as a key=value of a sweep: its settings are --settings (now "
+     "digits:sym:0.4); use --settings mnist:sym:0.4"),
+    ("noise rate other than a setting's", [*TS, "--settings", "digits:sym:0.2,digits:sym:0.4",
+                                           "noise_rate=0.2", "--grid", "lam=0,1"],
+     "noise_rate=0.2 is not allowed as a key=value of a sweep: its settings are --settings "
+     "(now digits:sym:0.2,digits:sym:0.4); use --settings digits:sym:0.2"),
+    ("seed as a grid axis", [*TS, "--grid", "lam=0,1", "seed=3"],  # swallowed by --grid
+     "--grid seed is not allowed: a sweep's seed values are --seeds (e.g. --seeds 0,1,2); "
+     "key=value items go before --grid"),
+    ("dataset as a grid axis", [*TS, "--grid", "dataset=mnist,digits"],
+     "--grid dataset is not allowed: a sweep's dataset values are --settings"),
     ("method twice", [*COMPARE, "--methods", "ce,jocor,ce"], "--methods 'ce' is given twice"),
     ("method options for a method not run", [*COMPARE, "--methods", "ce,ts3net",
                                              "--method-options", "jocor.lam=0.5"],

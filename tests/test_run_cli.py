@@ -176,3 +176,16 @@ def test_a_short_schedule_under_default_e1_e2_names_the_defaults(tmp_path, capsy
     assert err == ("ts3ray: error: epochs=5 is not allowed: at least e1+e2=30 (the defaults "
                    "e1=10, e2=20 for digits): give e1 and e2 with a shorter schedule")
     assert not out.exists()
+
+
+def test_key_values_may_follow_the_flags_and_other_words_are_one_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", "--out", str(out), *BASE, "--quiet", "rounds=0"]) == 2  # rounds twice
+    assert "rounds" in capsys.readouterr().err
+    base = [item for item in BASE if not item.startswith("rounds=")]
+    assert main(["run", "--out", str(out), "--quiet", *base, "rounds=0"]) == 0
+    assert len(pq.read_table(out / "levels.parquet")) == 1  # rounds=0 after the flags: one level
+    assert main(["run", *BASE, "--out", str(tmp_path / "b"), "--quiet", "bogus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "ts3ray: error: unrecognized arguments: bogus (see ts3ray --help)"
+    assert not (tmp_path / "b").exists()

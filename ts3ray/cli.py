@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -38,11 +39,24 @@ EXIT_OS_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
 TRACEBACK_HINT = f"(run with {DEBUG_FLAG} or {DEBUG_ENV}=1 for the traceback)"
 
 
+KEY_VALUE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*=")  # a run key=value, e.g. lam=0.5
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one UserError line (not usage + error); sub-parsers too."""
+    """argparse whose errors are one UserError line (not usage + error); sub-parsers too.
+    key=value items may also follow the flags (`--out runs/a lam=0.5`): argparse takes a
+    command's positional key=values in one stretch and would call later ones unrecognized."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra and hasattr(parsed, "overrides") and all(KEY_VALUE.match(a) for a in extra):
+            parsed.overrides = [*(parsed.overrides or []), *extra]
+        elif extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
 
     def error(self, message: str):
-        raise UserError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 DESCRIPTION = ("TS3-Net lottery tickets under noisy labels: one run, Ray Tune sweeps, the "

@@ -17,8 +17,9 @@ from ts3ray import storage
 from ts3ray.config import METHOD_PARAMS, SELECTION_COLUMNS, parse_overrides
 from ts3ray.errors import RESUME_ATTRIBUTE, UserError, warn
 from ts3ray.tune.plans import (PRESETS, SCHEDULERS, SWEEPS, SweepPlan, apply_selection,
-                               check_selection, parse_list, selection_signal,
-                               check_trial_count, with_given)
+                               check_selection, parse_list, parse_settings,
+                               refuse_owned_keys, selection_signal, check_trial_count,
+                               with_given)
 from ts3ray.tune.resources import (RaySettings, TrialResources, autoscaler_known,
                                    check_satisfiable, concurrent_capacity, ray_session,
                                    resolve_gpus, startable_node_types, startable_worker_limits)
@@ -161,11 +162,7 @@ def base_values(args, preset) -> dict:
     given = load_config_file(args.config) if getattr(args, "config", None) else {}
     overrides = parse_overrides(args.overrides)
     for source, value in (("a key=value", overrides), ("--config", given)):
-        # every cell takes its seed from --seeds: any other seed=... would be lost
-        if "seed" in value and [str(value["seed"])] != [str(s) for s in args.seed_list]:
-            raise UserError(f"seed={value['seed']} is not allowed as {source} of a sweep: its "
-                            f"seeds are --seeds (now {args.seeds}); use --seeds "
-                            f"{value['seed']}")
+        refuse_owned_keys(value, source, parse_settings(args.settings), args.seed_list)
     values = {**preset.values, **given, **overrides}
     # relative paths break inside trial working directories: absolute ones everywhere
     values["data_root"] = storage.absolute(str(values.get("data_root", "data")))

@@ -120,6 +120,28 @@ class SweepPlan:
 
 
 # -- parsing ----------------------------------------------------------------------------
+SETTING_KEYS = ("dataset", "noise", "noise_rate")  # a sweep's --settings DATASET:NOISE:RATE
+OWNED_KEYS = {**{k: "--settings" for k in SETTING_KEYS}, "seed": "--seeds"}
+
+
+def refuse_owned_keys(values: dict[str, Any], source: str, settings: list[dict[str, Any]],
+                      seeds: list[int]) -> None:
+    """A key=value or --config value of a sweep for a key that --settings or --seeds sets in
+    every cell would be lost (the cell's value wins): refused unless every cell has it."""
+    cells = {"seed": [str(s) for s in seeds],
+             **{k: [str(parse_value(k, s[k])) for s in settings] for k in SETTING_KEYS}}
+    for key, option in OWNED_KEYS.items():
+        if key in values and cells[key] != [str(parse_value(key, values[key]))]:
+            now = ",".join(cells[key]) if key == "seed" else ",".join(
+                ":".join(str(s[k]) for k in SETTING_KEYS) for s in settings)
+            use = (f"--seeds {values[key]}" if key == "seed" else
+                   "--settings " + ":".join(str(values[key]) if k == key else str(settings[0][k])
+                                            for k in SETTING_KEYS))
+            raise UserError(f"{key}={values[key]} is not allowed as {source} of a sweep: its "
+                            f"{'seeds' if key == 'seed' else 'settings'} are {option} (now "
+                            f"{now}); use {use}")
+
+
 def parse_settings(text: str) -> list[dict[str, Any]]:
     """`cifar10:sym:0.4,cifar100:sym:0.4` -> [{dataset, noise, noise_rate}, ...]."""
     out = []
@@ -304,6 +326,11 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
                             "(e.g. lam=0,0.5,1)")
         if key in axes:
             raise UserError(f"--grid {key} is given twice: one KEY=V1,V2,... per key")
+        if key in OWNED_KEYS:
+            raise UserError(f"--grid {key} is not allowed: a sweep's {key} values are "
+                            f"{OWNED_KEYS[key]} (e.g. "
+                            f"{'--seeds 0,1,2' if key == 'seed' else '--settings digits:sym:0.2,digits:sym:0.4'}"
+                            "); key=value items go before --grid")
         words = [v.strip() for v in text.split(",")]
         if not any(words):
             raise UserError(f"--grid {item!r} is not allowed: at least one value")
