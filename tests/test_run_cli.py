@@ -1,4 +1,5 @@
 """`ts3ray run`: clear errors for bad values, Parquet outputs, checkpoint, kill and resume."""
+import json
 import os
 import signal
 import subprocess
@@ -189,3 +190,15 @@ def test_key_values_may_follow_the_flags_and_other_words_are_one_line(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err == "ts3ray: error: unrecognized arguments: bogus (see ts3ray --help)"
     assert not (tmp_path / "b").exists()
+
+
+def test_a_runs_own_config_json_passed_back_in_runs_the_same_configuration(tmp_path, capsys):
+    """config.json records run_id and provenance beside the run keys; --config takes the
+    keys (README: 'a config.json passed back in') and the new run has the same id."""
+    first, again = tmp_path / "a", tmp_path / "b"
+    one_level = [item for item in BASE if not item.startswith("rounds=")] + ["rounds=0"]
+    assert main(["run", *one_level, "--out", str(first), "--quiet"]) == 0
+    assert main(["run", "--config", str(first / "config.json"), "--out", str(again),
+                 "--quiet"]) == 0, capsys.readouterr().err
+    ids = [json.loads((d / "config.json").read_text())["run_id"] for d in (first, again)]
+    assert ids[0] == ids[1]

@@ -529,6 +529,9 @@ def _check_recipe(c: RunConfig) -> None:
                "0 unless lr_schedule=cosine (the floor of the cosine)")
 
 
+RUN_RECORD_KEYS = ("run_id", "provenance")  # written into config.json beside the run keys
+
+
 def load_config_file(path: str) -> dict[str, Any]:
     """Read a YAML or JSON mapping of config keys (values are parsed like key=value).
 
@@ -546,7 +549,9 @@ def load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise UserError(f"--config {path}: expected a mapping of key: value, "
                         f"found a {type(loaded).__name__}")
-    return loaded
+    # a run's own config.json passed back in: what it records beside the keys (its id, a
+    # hash of them, and where it ran) describes that run, it configures nothing
+    return {k: v for k, v in loaded.items() if k not in RUN_RECORD_KEYS}
 
 
 def parse_overrides(items: list[str]) -> dict[str, str]:
