@@ -57,7 +57,7 @@ def test_missing_dataset_files_name_the_path_and_the_fix(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_run_writes_the_documented_parquet_files_and_checkpoint(tmp_path):
+def test_run_writes_the_documented_parquet_files_and_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", *BASE, "--out", str(out), "--quiet"]) == 0
     epochs = pq.read_table(out / "epochs.parquet").to_pandas()
@@ -84,6 +84,12 @@ def test_run_writes_the_documented_parquet_files_and_checkpoint(tmp_path):
     assert main(["run", *BASE, "--out", str(out), "--quiet"]) == 2
     assert main(["run", *BASE, "--out", str(out), "--resume", "--quiet"]) == 0
     assert main(["run", *BASE, "lam=0.7", "--out", str(out), "--resume", "--quiet"]) == 2
+    assert "--resume alone (no key=values) continues it" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    assert main(["run", "--out", str(empty), "--resume", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ts3ray: error: --resume: --out {empty} holds no run yet (no config.json); give the "
+        "run's key=values to start it")
 
 
 def read_rows(path):
@@ -109,7 +115,8 @@ def test_killed_run_resumes_to_the_same_numbers(tmp_path):
     proc.wait()
     partial = pq.read_metadata(cut / "epochs.parquet").num_rows
     assert 0 < partial < 24, "the kill should land mid-run"
-    code = subprocess.run([sys.executable, "-m", "ts3ray.cli", "run", *args, "--out", str(cut),
+    # --resume alone: the run's own keys from cut/config.json
+    code = subprocess.run([sys.executable, "-m", "ts3ray.cli", "run", "--out", str(cut),
                            "--resume", "--quiet"], env=env).returncode
     assert code == 0
     assert read_rows(cut / "epochs.parquet") == read_rows(whole / "epochs.parquet")

@@ -41,6 +41,7 @@ from ts3ray.run_lock import RunFolderLock
 from ts3ray.storage import remove_temp_files, write_atomic, write_text_atomic
 
 CHECKPOINT = "checkpoint.pt"
+CONFIG_JSON = "config.json"  # the run's keys, its run_id and provenance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args):
-    values = load_config_file(args.config) if args.config else {}
-    values.update(parse_overrides(args.overrides))
+    if args.resume and not args.config and not args.overrides:  # `--out DIR --resume` alone
+        values = RunDirectory(args.out).stored_values()
+    else:
+        values = load_config_file(args.config) if args.config else {}
+        values.update(parse_overrides(args.overrides))
     given = set(values) - {"ticket"}  # what the user gave: the no-effect rules look at these
     args.ticket = None
     if values.get("ticket"):  # ticket=FILE: the ticket's own configuration, its level only
@@ -92,12 +96,26 @@ class RunDirectory:
     def checkpoint(self) -> Path:
         return self.path / CHECKPOINT
 
+    @property
+    def config_json(self) -> Path:
+        return self.path / CONFIG_JSON
+
+    def stored_values(self) -> dict:
+        """The keys of the run this directory holds (its config.json, as `--config` reads
+        it; a retrained ticket: ticket=its file again), for `--resume` without keys."""
+        if self.existing_run_id() is None:
+            raise UserError(f"--resume: --out {self.path} holds no run yet (no {CONFIG_JSON}); "
+                            "give the run's key=values to start it")
+        values = load_config_file(str(self.config_json))
+        ticket = values.pop("ticket", None)
+        return {"ticket": ticket["file"]} if isinstance(ticket, dict) else values
+
     def existing_run_id(self) -> str | None:
         """The run this directory holds, None when empty or new; UserError if it holds
         something else (a file, another tool's config.json)."""
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"--out {self.path} is a file, not a directory")
-        meta = self.path / "config.json"
+        meta = self.config_json
         if not meta.exists():
             return None
         try:
@@ -135,7 +153,7 @@ class RunDirectory:
 
     def _write_all(self, run) -> None:
         config_values = run.config.to_dict()
-        write_text_atomic(str(self.path / "config.json"), json.dumps(
+        write_text_atomic(str(self.config_json), json.dumps(
             {"run_id": run.config.run_id, **config_values, **self.extra}, indent=2, default=list))
         write_atomic(str(self.checkpoint),
                      lambda stream: torch_files.save(run.state_dict(), stream, str(self.checkpoint)))
@@ -204,7 +222,8 @@ def main(args) -> int:
         if existing is not None and existing != config.run_id:
             raise UserError(
                 f"--out {args.out} holds run {existing} with a different configuration; "
-                "choose another --out"
+                + ("--resume alone (no key=values) continues it with its own, or choose "
+                   "another --out" if args.resume else "choose another --out")
             )
         if existing is not None and not args.resume and out.checkpoint.exists():
             raise UserError(
