@@ -577,8 +577,9 @@ def test_an_unreachable_address_is_one_line_within_seconds():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: refused at once
     started = time.monotonic()
-    with pytest.raises(UserError, match=f"--address=127.0.0.1:{port}: cannot reach"):
+    with pytest.raises(UserError, match=f"--address=127.0.0.1:{port}: cannot reach") as err:
         check_reachable(f"127.0.0.1:{port}", "--address", timeout=2)
+    assert err.value.exit_code == 1  # a network failure (README's exit table), not bad input
     assert time.monotonic() - started < 3
     assert cluster_endpoint("auto") is None and cluster_endpoint("ray://head") == ("head", 10001)
     with pytest.raises(UserError, match="HOST:PORT"):

@@ -28,6 +28,13 @@ class DamagedData(UserError):
     exit_code = 1
 
 
+class Unreachable(UserError):
+    """A network endpoint (a cluster's --address) does not answer: an operating-system
+    failure, not bad input, so exit 1 as for unreachable storage; still one line."""
+
+    exit_code = 1
+
+
 class ConfigError(UserError, ValueError):
     """A configuration value is not allowed."""
 

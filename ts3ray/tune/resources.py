@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ts3ray.errors import UserError, one_line
+from ts3ray.errors import Unreachable, UserError, one_line
 
 # GPU share per trial by architecture for `--gpus-per-trial auto`: small nets leave a card
 # mostly idle in one process (kernel launches and per-batch Python dominate), so several
@@ -233,7 +233,7 @@ def cluster_endpoint(address: str, label: str = "--address") -> tuple[str, int] 
 
 
 def check_reachable(address: str, label: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """UserError within `timeout` seconds unless a TCP connection to the cluster opens
+    """Unreachable (exit 1) within `timeout` seconds unless a TCP connection to the cluster opens
     (ray.init would otherwise retry for minutes against an unreachable head)."""
     import socket
 
@@ -244,7 +244,7 @@ def check_reachable(address: str, label: str, timeout: float = CONNECT_TIMEOUT_S
         socket.create_connection(endpoint, timeout=timeout).close()
     except OSError as err:
         reason = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
-        raise UserError(f"{label}={address}: cannot reach {endpoint[0]}:{endpoint[1]} within "
+        raise Unreachable(f"{label}={address}: cannot reach {endpoint[0]}:{endpoint[1]} within "
                         f"{timeout:g} s ({reason}); check the address and that the head node "
                         "is running") from None
 
@@ -349,7 +349,7 @@ def _attach(settings: RaySettings) -> None:
     try:
         ray.init(address=settings.address, log_to_driver=True)
     except ConnectionError as err:
-        raise UserError(f"{label}={address}: {one_line(str(err), 200)}") from None
+        raise Unreachable(f"{label}={address}: {one_line(str(err), 200)}") from None
 
 
 @contextlib.contextmanager
