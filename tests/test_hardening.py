@@ -474,9 +474,11 @@ def test_a_full_disk_is_one_line_exit_1_and_leaves_no_half_files(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]  # complete, and alone
 
 
-def test_debug_shows_the_traceback(tmp_path, capsys):
-    with pytest.raises(UserError):
-        main([*RUN, "weight_decay=inf", "--out", str(tmp_path / "o"), "--debug"])
+def test_debug_shows_the_traceback_and_keeps_the_exit_status(tmp_path, capsys):
+    assert main([*RUN, "weight_decay=inf", "--out", str(tmp_path / "o"), "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last)") and "ConfigError" in err
+    assert err.strip().splitlines()[-1].startswith("ts3ray: error: weight_decay='inf'")
     assert not (tmp_path / "o").exists()
 
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from typing import Callable, Iterator
 
 from ts3ray.errors import RESUME_ATTRIBUTE, Terminated, UserError, one_line
@@ -215,26 +216,27 @@ def _error(text: str) -> None:
 
 def run_guarded(action: Callable[[], int], *, debug: bool = False) -> int:
     """`action()`'s exit status, with every way out turned into one line (module docstring);
-    `debug` re-raises instead. Also for other entry points (e.g. `sweeps/NAME.py`)."""
+    `debug` prints the traceback above that line, with the same exit status. Also for other
+    entry points (e.g. `sweeps/NAME.py`)."""
     with terminate_as_interrupt():
         try:
             return int(action() or 0)
         except UserError as err:
             if debug:
-                raise
+                traceback.print_exc()
             for line in getattr(err, "lines", None) or [str(err)]:  # a spec file: every error
                 _error(line)
             return err.exit_code
         except Terminated as err:
             if debug:
-                raise
+                traceback.print_exc()
             if _watchdog is not None:
                 _watchdog.said.set()
             print(f"{TERMINATED_LINE}{_resume_hint(err)}", file=sys.stderr, flush=True)
             return EXIT_TERMINATED
         except KeyboardInterrupt as err:  # SweepInterrupted too: Tune caught the Ctrl-C
             if debug:
-                raise
+                traceback.print_exc()
             print(f"ts3ray: interrupted (Ctrl-C){_resume_hint(err)}", file=sys.stderr, flush=True)
             return EXIT_INTERRUPTED
         except BrokenPipeError:  # `ts3ray table ... | head`: the reader left, nothing to say
@@ -243,13 +245,13 @@ def run_guarded(action: Callable[[], int], *, debug: bool = False) -> int:
             return EXIT_OS_ERROR
         except OSError as err:
             if debug:
-                raise
-            _error(f"{describe_os_error(err)} {TRACEBACK_HINT}")
+                traceback.print_exc()
+            _error(describe_os_error(err) + ("" if debug else f" {TRACEBACK_HINT}"))
             return EXIT_OS_ERROR
         except MemoryError:
             if debug:
-                raise
-            _error(f"out of memory {TRACEBACK_HINT}")
+                traceback.print_exc()
+            _error("out of memory" + ("" if debug else f" {TRACEBACK_HINT}"))
             return EXIT_OS_ERROR
 
 
