@@ -193,7 +193,8 @@ def fault_signal(tmp: Path, reference: Path, sig: int, code: int, line: str) -> 
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     checks = {f"exit {code}": proc.returncode == code,
-              "one line": err.splitlines() == [line] if line else True,
+              "one line": (err.splitlines() == [f"{line}; resume with: ts3ray run --out {out} "
+                                                "--resume"] if line else True),
               # a SIGKILL cannot clean up: its lock and temp files go with the next run
               "no temp or lock file": _clean_folder(out) if sig != signal.SIGKILL else True,
               "resume exit 0": _resume(out) == 0,

@@ -451,7 +451,7 @@ def test_ctrl_c_and_sigterm_end_with_one_line_and_no_temp_files(tmp_path, sig, c
     proc.send_signal(sig)  # often lands inside a checkpoint's writes: they finish first
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert err.splitlines() == [line]
+    assert err.splitlines() == [f"{line}; resume with: ts3ray run --out {out} --resume"]
     names = sorted(p.name for p in out.iterdir())
     assert names == ["checkpoint.pt", "config.json", "epochs.parquet", "levels.parquet"], names
 

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -34,7 +35,7 @@ import torch
 from ts3ray import provenance, torch_files
 from ts3ray.config import load_config_file, make_config, parse_overrides
 from ts3ray.devices import check_device_exists
-from ts3ray.errors import UserError, one_line, shorten, warn
+from ts3ray.errors import RESUME_ATTRIBUTE, UserError, one_line, shorten, warn
 from ts3ray.paths import check_output_dir
 from ts3ray.results.writer import epoch_table, level_table, write_parquet
 from ts3ray.run_lock import RunFolderLock
@@ -234,6 +235,11 @@ def main(args) -> int:
         torch.set_num_threads(args.threads or default_threads())
         try:
             return _train(args, config, out)
+        except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: the one line says how to go on
+            if out.checkpoint.exists():
+                setattr(err, RESUME_ATTRIBUTE,
+                        f"ts3ray run --out {shlex.quote(str(args.out))} --resume")
+            raise
         finally:
             torch.set_num_threads(previous_threads)
 
