@@ -128,6 +128,8 @@ def refuse_owned_keys(values: dict[str, Any], source: str, settings: list[dict[s
                       seeds: list[int]) -> None:
     """A key=value or --config value of a sweep for a key that --settings or --seeds sets in
     every cell would be lost (the cell's value wins): refused unless every cell has it."""
+    if not any(key in values for key in OWNED_KEYS):
+        return
     cells = {"seed": [str(s) for s in seeds],
              **{k: [str(parse_value(k, s[k])) for s in settings] for k in SETTING_KEYS}}
     for key, option in OWNED_KEYS.items():
@@ -327,10 +329,11 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         if key in axes:
             raise UserError(f"--grid {key} is given twice: one KEY=V1,V2,... per key")
         if key in OWNED_KEYS:
+            example = ("--seeds 0,1,2" if key == "seed" else
+                       "--settings digits:sym:0.2,digits:sym:0.4")
             raise UserError(f"--grid {key} is not allowed: a sweep's {key} values are "
-                            f"{OWNED_KEYS[key]} (e.g. "
-                            f"{'--seeds 0,1,2' if key == 'seed' else '--settings digits:sym:0.2,digits:sym:0.4'}"
-                            "); key=value items go before --grid")
+                            f"{OWNED_KEYS[key]} (e.g. {example}); key=value items go before "
+                            "--grid")
         words = [v.strip() for v in text.split(",")]
         if not any(words):
             raise UserError(f"--grid {item!r} is not allowed: at least one value")
