@@ -288,15 +288,18 @@ def make_config(overrides: dict[str, Any] | None = None, *, check_files: bool = 
 
         values["noise_rate"] = data.human_noise_rate(dataset, values["noise_labels"])
     _check(values["epochs"] >= 1, "epochs", values["epochs"], "an integer >= 1")
-    if not {"e1", "e2"} & set(parsed):  # validate's e1+e2 rule, saying where they came from
-        _check(values["e1"] + values["e2"] <= values["epochs"], "epochs", values["epochs"],
-               f"at least e1+e2={values['e1'] + values['e2']} (the defaults e1={values['e1']}, "
-               f"e2={values['e2']} for {dataset}): give e1 and e2 with a shorter schedule")
     from ts3ray.method.registry import resolve_values
 
     values = resolve_values(values, set(parsed))  # the protocol's recipe, the full options
     config = RunConfig(**values)
-    validate(config, check_files=check_files)
+    try:
+        validate(config, check_files=check_files)
+    except ConfigError as err:  # validate's e1+e2 rule, when only `epochs` was given
+        if err.key != "e1+e2" or {"e1", "e2"} & set(parsed):
+            raise
+        raise ConfigError("epochs", config.epochs, f"at least e1+e2={err.value} (the defaults "
+                          f"e1={config.e1}, e2={config.e2} for {dataset}): give e1 and e2 "
+                          "with a shorter schedule") from None
     given = set(overrides) if given is None else set(given)
     hits = {k for _, keys in no_effect(config, given) for k in keys}
     if hits:  # a key given at the value it has anyway changes nothing (a config.json passed

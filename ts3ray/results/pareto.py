@@ -113,11 +113,11 @@ def parse_within(text) -> float:
 def pareto_table(levels: pd.DataFrame, opts) -> TableModel:
     """`ts3ray table pareto`: per setting, the front's points by sparsity; the pick in bold."""
     found, notes = fronts(levels, opts.select, opts.within)
+    shown = [opts.select] + ([REPORTED] if opts.select != REPORTED else [])  # test once
     blocks = []
     for f in found:
         rows = []
         for index, point in f.front.iterrows():
-            shown = [opts.select] + ([REPORTED] if opts.select != REPORTED else [])
             cells = [Cell(100 * float(point["sparsity"])),
                      *(Cell(100 * float(point[column])) for column in shown)]
             if index == f.pick.name:

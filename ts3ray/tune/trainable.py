@@ -255,7 +255,6 @@ def lottery_trainable(trial_config: dict[str, Any], settings: SweepSettings) -> 
     from ray import tune
 
     from ts3ray.run import LotteryRun
-
     from ts3ray.tune.worker_exit import install_quiet_sigterm_exit
 
     started_at = time.time()
